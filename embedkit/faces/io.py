@@ -1,0 +1,92 @@
+"""Reading image files into uint8 RGB arrays, or a clear reason why not."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from embedkit.errors import ImageError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".pbm", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+# Larger declared sizes are refused before decoding (decompression bombs).
+MAX_PIXELS = 80_000_000
+# Smaller images cannot hold a face worth embedding.
+MIN_SIDE = 16
+# Large JPEGs are decoded at a reduced scale down to about this size, which is
+# far faster and still leaves faces larger than any backbone's input.
+DRAFT_SIDE = 1600
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode ``path`` to an upright ``(H, W, 3)`` uint8 RGB array.
+
+    EXIF orientation is applied; grey, 16-bit, palette, CMYK and RGBA images
+    are converted. Raises :class:`ImageError` naming the file and the reason.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError(path, "is a directory, not an image file")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if size == 0:
+        raise ImageError(path, "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > MAX_PIXELS:
+                    raise ImageError(path, f"declared size {width}x{height} is too large (possible decompression bomb)")
+                if min(width, height) < MIN_SIDE:
+                    raise ImageError(path, f"image is too small ({width}x{height}) to hold a face")
+                if img.format == "JPEG" and max(width, height) > 2 * DRAFT_SIDE:
+                    img.draft("RGB", (DRAFT_SIDE, DRAFT_SIDE))
+                img = ImageOps.exif_transpose(img)
+                array = _to_rgb(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(path, "not an image file, or a format that cannot be read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(path, "declared size is too large (possible decompression bomb)") from None
+    except PermissionError:
+        raise ImageError(path, "permission denied") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(path, f"corrupt or truncated image ({exc})") from None
+    return array
+
+
+def _to_rgb(img) -> np.ndarray:
+    """Any Pillow mode to uint8 RGB (transparency over white)."""
+    from PIL import Image
+
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        data = np.asarray(img, dtype=np.float64)
+        top = float(data.max()) or 1.0
+        scale = 255.0 / (65535.0 if top > 255 else max(top, 255.0))
+        grey = np.clip(data * scale, 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    array = np.asarray(img, dtype=np.uint8)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"unexpected image shape {array.shape}")
+    return np.ascontiguousarray(array)

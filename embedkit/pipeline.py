@@ -1,0 +1,111 @@
+"""Image files to face embeddings, fast: reading and detection run in worker
+threads while the encoder embeds batches gathered across files."""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from embedkit.encoder import Encoder
+from embedkit.errors import ImageError
+from embedkit.faces import Face, FaceExtractor
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FileFaces:
+    """What one file gave: its faces and their embeddings, or the reason it gave none.
+
+    ``error`` is set when the file could not be read; a readable file with no
+    face has ``faces == []`` and no error.
+    """
+
+    path: str
+    faces: list[Face] = field(default_factory=list)
+    embeddings: np.ndarray | None = None
+    error: str | None = None
+
+
+def _default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class FacePipeline:
+    """Reads, detects, aligns and embeds the faces in image files.
+
+    Args:
+        encoder: the encoder to embed with.
+        extractor: how faces are found; defaults to the YuNet detector at the
+            encoder's input size.
+        batch_size: faces per encoder call.
+        workers: threads for reading and detection.
+        flip: also embed mirror images (see :meth:`Encoder.encode`).
+    """
+
+    def __init__(self, encoder: Encoder, extractor: FaceExtractor | None = None, batch_size: int = 64,
+                 workers: int | None = None, flip: bool = False):
+        self.encoder = encoder
+        self.extractor = extractor or FaceExtractor(encoder.input_size)
+        if self.extractor.size != encoder.input_size:
+            raise ValueError(f"extractor makes {self.extractor.size}px crops, encoder wants {encoder.input_size}px")
+        self.batch_size = batch_size
+        self.workers = workers or _default_workers()
+        self.flip = flip
+
+    def _extract(self, path) -> FileFaces:
+        try:
+            return FileFaces(str(path), self.extractor.from_file(path))
+        except ImageError as exc:
+            return FileFaces(str(path), error=exc.reason)
+        except Exception as exc:  # a detector failure on one odd image must not stop the run
+            logger.debug("failed on %s", path, exc_info=True)
+            return FileFaces(str(path), error=f"{exc.__class__.__name__}: {exc}")
+
+    def embed_files(self, paths: Iterable) -> Iterator[FileFaces]:
+        """Yield a :class:`FileFaces` for every path, in order, with embeddings filled in."""
+        pending: list[FileFaces] = []
+        n_faces = 0
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="embedkit-read") as pool:
+            for result in _ordered_map(pool, self._extract, paths, window=self.workers * 8):
+                pending.append(result)
+                n_faces += len(result.faces)
+                if n_faces >= self.batch_size:
+                    yield from self._flush(pending)
+                    pending, n_faces = [], 0
+            yield from self._flush(pending)
+
+    def _flush(self, results: list[FileFaces]) -> Iterator[FileFaces]:
+        crops = [face.crop for result in results for face in result.faces]
+        embeddings = self.encoder.encode(np.stack(crops), self.batch_size, self.flip) if crops else None
+        start = 0
+        for result in results:
+            count = len(result.faces)
+            if embeddings is not None:
+                result.embeddings = embeddings[start:start + count]
+            else:
+                result.embeddings = np.zeros((0, self.encoder.embedding_dim), np.float32)
+            start += count
+            yield result
+
+    def embed_file(self, path) -> FileFaces:
+        """All faces of one file (errors reported in ``.error``)."""
+        return next(iter(self.embed_files([path])))
+
+
+def _ordered_map(pool: ThreadPoolExecutor, fn, items: Iterable, window: int):
+    """``pool.map`` that keeps at most ``window`` items in flight (bounded memory)."""
+    from collections import deque
+
+    futures = deque()
+    for item in items:
+        futures.append(pool.submit(fn, item))
+        if len(futures) >= window:
+            yield futures.popleft().result()
+    while futures:
+        yield futures.popleft().result()
