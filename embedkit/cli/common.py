@@ -16,17 +16,22 @@ logger = logging.getLogger("embedkit.cli")
 
 
 def encoder_options(func):
-    """``--backbone``, ``--model``, ``--weights`` and face-finding options."""
+    """``--backbone``, ``--model``, ``--weights`` and face-finding options.
+
+    Left unset, they come from the index being used (if any), then from the
+    defaults: pretrained facenet, YuNet detection.
+    """
 
     @click.option("--backbone", default=None, help="Pretrained backbone by name (default: facenet).")
     @click.option("--model", "model_dir", default=None, type=click.Path(file_okay=False),
                   help="A fine-tuned model folder (from `embedkit finetune`).")
-    @click.option("--weights", default="pretrained", show_default=True,
-                  help="For --backbone: 'pretrained', 'random' or a local weights file.")
-    @click.option("--detector", default="yunet", show_default=True, help="Face detector: yunet or mtcnn.")
-    @click.option("--no-detect", is_flag=True, help="Images are already face crops: skip detection.")
-    @click.option("--center-crop", default=1.0, show_default=True, type=click.FloatRange(0.05, 1.0),
-                  help="With --no-detect: keep this central fraction of the image.")
+    @click.option("--weights", default=None,
+                  help="For --backbone: 'pretrained' (default), 'random' or a local weights file.")
+    @click.option("--detector", default=None, help="Face detector: yunet (default) or mtcnn.")
+    @click.option("--no-detect", is_flag=True, default=None,
+                  help="Images are already face crops: skip detection.")
+    @click.option("--center-crop", default=None, type=click.FloatRange(0.05, 1.0),
+                  help="With --no-detect: keep this central fraction of the image (default 1.0).")
     @click.option("--flip", is_flag=True, help="Also embed mirror images (slower, may be more accurate).")
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -35,16 +40,41 @@ def encoder_options(func):
     return wrapper
 
 
-def make_pipeline(backbone, model_dir, weights, detector, no_detect, center_crop, flip, batch_size=64):
-    """Encoder and face pipeline from the shared options."""
+PIPELINE_DEFAULTS = {"backbone": None, "model_dir": None, "weights": "pretrained", "detector": "yunet",
+                     "no_detect": False, "center_crop": 1.0}
+
+
+def pipeline_source(options: dict, stored: dict | None = None) -> dict:
+    """The encoder and face settings to use: given options, else ``stored`` ones, else defaults."""
+    stored = stored or {}
+    given_model = options.get("backbone") is not None or options.get("model_dir") is not None
+    source = {}
+    for key, default in PIPELINE_DEFAULTS.items():
+        value = options.get(key)
+        if key in ("backbone", "model_dir", "weights") and not given_model and key in stored:
+            value = stored[key] if value is None else value
+        elif value is None:
+            value = stored.get(key, default)
+        source[key] = value
+    if source["model_dir"]:
+        source["model_dir"] = os.path.abspath(source["model_dir"])
+    if source["weights"] not in ("pretrained", "random", None):
+        source["weights"] = os.path.abspath(source["weights"])
+    return source
+
+
+def make_pipeline(options: dict, stored: dict | None = None, batch_size: int = 64):
+    """Encoder and face pipeline from the shared options (see :func:`pipeline_source`)."""
     import_tensorflow_quietly()
     from embedkit.encoder import load_encoder
     from embedkit.faces import FaceExtractor
     from embedkit.pipeline import FacePipeline
 
-    encoder = load_encoder(model_dir, backbone, weights)
-    extractor = FaceExtractor(encoder.input_size, None if no_detect else detector, center_crop)
-    return FacePipeline(encoder, extractor, batch_size=batch_size, flip=flip)
+    source = pipeline_source(options, stored)
+    encoder = load_encoder(source["model_dir"], source["backbone"], source["weights"] or "pretrained")
+    detector = None if source["no_detect"] else source["detector"]
+    extractor = FaceExtractor(encoder.input_size, detector, source["center_crop"])
+    return FacePipeline(encoder, extractor, batch_size=batch_size, flip=bool(options.get("flip"))), source
 
 
 def emit(as_json: bool, data, text: str | None = None) -> None:

@@ -13,7 +13,8 @@ def command(image_a, image_b, as_json, **options):
     """How similar are the faces in IMAGE_A and IMAGE_B?"""
     from embedkit.compare import compare_files
 
-    result = compare_files(make_pipeline(**options), image_a, image_b)
+    pipeline, _ = make_pipeline(options)
+    result = compare_files(pipeline, image_a, image_b)
     verdict = "same person" if result.same else "different people"
     note = "" if result.calibrated else " (uncalibrated threshold)"
     emit(as_json, result.to_dict(),

@@ -1,0 +1,86 @@
+import click
+
+from embedkit.cli.common import emit, encoder_options, make_pipeline, report_errors
+
+
+def index_option(func):
+    return click.option("--index", "index_dir", default=None, type=click.Path(file_okay=False),
+                        help="Index folder (default: embedkit's own folder, see `embedkit info`).")(func)
+
+
+def open_index(index_dir, create: bool):
+    from embedkit import paths
+    from embedkit.index import FaceIndex
+
+    folder = index_dir or paths.default_index_dir()
+    return FaceIndex.create(folder) if create else FaceIndex.open(folder)
+
+
+@click.command("index")
+@click.argument("folder", required=False, type=click.Path(file_okay=True))
+@index_option
+@encoder_options
+@click.option("--labels", is_flag=True, help="Label each face with its image's folder name.")
+@click.option("--factory", default=None, help="FAISS index factory string (default IDMap,Flat: exact search).")
+@click.option("--search-params", default=None, help="FAISS search parameters, e.g. 'nprobe=16' or 'efSearch=128'.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 1024))
+@click.option("--verify", is_flag=True, help="Check that vectors and metadata agree (no FOLDER needed).")
+@click.option("--repair", is_flag=True, help="With --verify: fix what can be fixed.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@report_errors
+def command(folder, index_dir, labels, factory, search_params, batch_size, verify, repair, as_json, **options):
+    """Detect and embed every face in FOLDER's images into a searchable index.
+
+    Re-running embeds only new or changed files and drops deleted ones.
+    """
+    if verify or repair:
+        with open_index(index_dir, create=False) as index:
+            result = index.verify(repair=repair)
+        text = "index OK" if result["ok"] else "problems:\n  " + "\n  ".join(result["problems"])
+        if result.get("repaired"):
+            text += "\nrepaired: " + ("index OK" if result["after"]["ok"] else "; ".join(result["after"]["problems"]))
+        emit(as_json, result, f"{result['index']}: {result['faces']} faces; {text}")
+        if not result["ok"] and not result.get("repaired"):
+            raise SystemExit(1)
+        return
+    if folder is None:
+        raise click.UsageError("give a FOLDER of images to index (or --verify)")
+    from pathlib import Path
+
+    if not Path(folder).is_dir():
+        raise click.ClickException(f"{folder}: not a folder (give a folder of images)")
+    from tqdm import tqdm
+
+    with open_index(index_dir, create=True) as index:
+        pipeline, source = make_pipeline(options, index.source, batch_size)
+        bar = None
+
+        def on_start(total):
+            nonlocal bar
+            bar = tqdm(total=total, unit="photo", desc="Embedding", disable=as_json, leave=False)
+
+        def progress(path):
+            if bar is not None:
+                bar.update(1)
+
+        try:
+            report = index.update(folder, pipeline, labels=labels, factory=factory, search_params=search_params,
+                                  progress=progress, on_start=on_start, source=source)
+        finally:
+            if bar is not None:
+                bar.close()
+    for error in report.errors:
+        if not as_json:
+            click.echo(f"skipped {error['path']}: {error['reason']}", err=True)
+    summary = (
+        f"{report.index}: {report.total_faces} faces in {report.total_files} files. This run: "
+        f"{report.files_seen} images seen, {report.embedded_files} embedded ({report.faces_added} faces, "
+        f"{report.files_without_faces} without a face), {report.unchanged} unchanged, "
+        f"{report.reused_files} moved or duplicated, {report.removed_files} removed "
+        f"({report.faces_removed} faces), {len(report.errors)} skipped; {report.seconds:.1f} s"
+    )
+    if report.interrupted:
+        summary += " (interrupted: work so far is saved; run again to resume)"
+    emit(as_json, report.to_dict(), summary)
+    if report.interrupted:
+        raise SystemExit(130)

@@ -1,0 +1,240 @@
+"""The SQLite half of an index: what every vector is, and the vectors themselves.
+
+SQLite is the index's source of truth. It holds each face's box, the content
+hash of the image it came from, and its embedding; each file path points at a
+content hash, so a moved or duplicated photo shares its faces. Every committed
+change bumps ``generation``; the FAISS file is a cache of the vectors stamped
+with the generation it was built from.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from embedkit.errors import IndexStoreError
+
+STORE_FORMAT = "embedkit-index/1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    label TEXT,
+    indexed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_sha ON files(sha256);
+CREATE TABLE IF NOT EXISTS contents (
+    sha256 TEXT PRIMARY KEY,
+    n_faces INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS faces (
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL REFERENCES contents(sha256),
+    face_no INTEGER NOT NULL,
+    x REAL, y REAL, w REAL, h REAL,
+    score REAL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS faces_sha ON faces(sha256);
+"""
+
+
+@dataclass
+class StoredFace:
+    id: int
+    sha256: str
+    face_no: int
+    box: tuple[float, float, float, float]
+    score: float
+
+
+class MetadataStore:
+    """A SQLite database in WAL mode: readers never block the writer and see
+    only committed transactions."""
+
+    def __init__(self, path: Path, create: bool = False):
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise IndexStoreError(f"{self.path.parent}: no embedkit index here")
+        try:
+            self.db = sqlite3.connect(str(self.path), timeout=60, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            if create:
+                self.db.executescript(SCHEMA)
+            fmt = self.get_info("format")
+            if fmt is None and create:
+                self.set_info_many({"format": STORE_FORMAT, "generation": "0", "created": str(time.time())})
+            elif fmt != STORE_FORMAT:
+                raise IndexStoreError(f"{self.path.parent}: index format {fmt!r} is not {STORE_FORMAT!r}")
+        except sqlite3.DatabaseError as exc:
+            raise IndexStoreError(f"{self.path}: not a readable index database ({exc})") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- transactions ----------------------------------------------------------------------
+    def begin_read(self) -> None:
+        """Start a read snapshot: later reads see one committed state."""
+        self.db.execute("BEGIN")
+        self.db.execute("SELECT 1 FROM info LIMIT 1").fetchall()
+
+    def begin_write(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+
+    # -- info ------------------------------------------------------------------------------
+    def get_info(self, key: str, default=None):
+        row = self.db.execute("SELECT value FROM info WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def info(self) -> dict:
+        return dict(self.db.execute("SELECT key, value FROM info").fetchall())
+
+    def set_info_many(self, values: dict) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO info(key, value) VALUES (?, ?)",
+                            [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in values.items()])
+
+    @property
+    def generation(self) -> int:
+        return int(self.get_info("generation", "0"))
+
+    def bump_generation(self) -> int:
+        new = self.generation + 1
+        self.set_info_many({"generation": str(new), "updated": str(time.time())})
+        return new
+
+    # -- files and contents ----------------------------------------------------------------
+    def files_under(self, root: str) -> dict[str, tuple]:
+        prefix = root.rstrip("/") + "/"
+        rows = self.db.execute(
+            "SELECT path, sha256, size, mtime_ns FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
+        ).fetchall()
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def has_content(self, sha256: str) -> bool:
+        return self.db.execute("SELECT 1 FROM contents WHERE sha256 = ?", (sha256,)).fetchone() is not None
+
+    def upsert_file(self, path: str, sha256: str, size: int, mtime_ns: int, label: str | None) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO files(path, sha256, size, mtime_ns, label, indexed_at) VALUES (?,?,?,?,?,?)",
+            (path, sha256, size, mtime_ns, label, time.time()),
+        )
+
+    def add_content(self, sha256: str, faces, vectors: np.ndarray) -> list[int]:
+        """Record an image's faces and vectors; returns the new face ids."""
+        self.db.execute("INSERT OR REPLACE INTO contents(sha256, n_faces) VALUES (?, ?)", (sha256, len(faces)))
+        ids = []
+        for face, vector in zip(faces, vectors):
+            x, y, w, h = face.box
+            cur = self.db.execute(
+                "INSERT INTO faces(sha256, face_no, x, y, w, h, score, vector) VALUES (?,?,?,?,?,?,?,?)",
+                (sha256, face.face_no, x, y, w, h, face.score, np.asarray(vector, np.float32).tobytes()),
+            )
+            ids.append(cur.lastrowid)
+        return ids
+
+    def remove_file(self, path: str) -> None:
+        self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+
+    def orphan_face_ids(self) -> list[int]:
+        """Faces whose image content no file points at any more."""
+        rows = self.db.execute(
+            "SELECT id FROM faces WHERE sha256 NOT IN (SELECT sha256 FROM files)"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def drop_orphans(self) -> list[int]:
+        ids = self.orphan_face_ids()
+        self.db.execute("DELETE FROM faces WHERE sha256 NOT IN (SELECT sha256 FROM files)")
+        self.db.execute("DELETE FROM contents WHERE sha256 NOT IN (SELECT sha256 FROM files)")
+        return ids
+
+    # -- reading ---------------------------------------------------------------------------
+    def counts(self) -> dict:
+        one = lambda q: self.db.execute(q).fetchone()[0]  # noqa: E731
+        return {
+            "files": one("SELECT COUNT(*) FROM files"),
+            "faces": one("SELECT COUNT(*) FROM faces"),
+            "files_without_faces": one(
+                "SELECT COUNT(*) FROM files JOIN contents USING(sha256) WHERE contents.n_faces = 0"),
+        }
+
+    def all_vectors(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """All face ids and their vectors, ids ascending."""
+        rows = self.db.execute("SELECT id, vector FROM faces ORDER BY id").fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        return ids, vectors
+
+    def face_ids(self) -> np.ndarray:
+        rows = self.db.execute("SELECT id FROM faces ORDER BY id").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def describe_faces(self, ids) -> dict[int, dict]:
+        """Box, face number, paths and label of each face id."""
+        ids = [int(i) for i in ids if i >= 0]
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        faces = self.db.execute(
+            f"SELECT id, sha256, face_no, x, y, w, h, score FROM faces WHERE id IN ({marks})", ids
+        ).fetchall()
+        shas = sorted({f[1] for f in faces})
+        smarks = ",".join("?" * len(shas))
+        files: dict[str, list] = {}
+        for path, sha, label in self.db.execute(
+            f"SELECT path, sha256, label FROM files WHERE sha256 IN ({smarks}) ORDER BY path", shas
+        ):
+            files.setdefault(sha, []).append((path, label))
+        out = {}
+        for fid, sha, face_no, x, y, w, h, score in faces:
+            where = files.get(sha, [])
+            out[fid] = {
+                "face_id": fid,
+                "path": where[0][0] if where else None,
+                "paths": [p for p, _ in where],
+                "label": where[0][1] if where else None,
+                "face_no": face_no,
+                "box": [round(x, 1), round(y, 1), round(w, 1), round(h, 1)],
+                "detector_score": round(score, 4),
+                "sha256": sha,
+            }
+        return out
+
+    def face_vectors(self, ids) -> np.ndarray:
+        ids = [int(i) for i in ids]
+        marks = ",".join("?" * len(ids))
+        rows = dict(self.db.execute(f"SELECT id, vector FROM faces WHERE id IN ({marks})", ids).fetchall())
+        return np.stack([np.frombuffer(rows[i], np.float32) for i in ids])
+
+    def dangling_files(self) -> list[str]:
+        """Files whose content was never recorded (should not happen)."""
+        rows = self.db.execute("SELECT path FROM files WHERE sha256 NOT IN (SELECT sha256 FROM contents)")
+        return [r[0] for r in rows]
+
+    def bad_vectors(self, dim: int) -> list[int]:
+        bad = []
+        for fid, blob in self.db.execute("SELECT id, vector FROM faces"):
+            vec = np.frombuffer(blob, np.float32) if len(blob) == dim * 4 else None
+            if vec is None or not np.isfinite(vec).all() or abs(float(vec @ vec) - 1.0) > 1e-3:
+                bad.append(fid)
+        return bad
+
+    def delete_faces(self, ids) -> None:
+        self.db.executemany("DELETE FROM faces WHERE id = ?", [(int(i),) for i in ids])

@@ -1,0 +1,119 @@
+"""The FAISS half of an index: building, saving and loading the vector search
+structure. Vectors are unit length and compared by inner product (cosine)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from embedkit.errors import EmbedkitError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FACTORY = "IDMap,Flat"
+VECTOR_FILE = re.compile(r"^vectors-(\d+)\.faiss$")
+
+
+def normalise_factory(factory: str) -> str:
+    """Factory strings always get an ``IDMap`` so vectors keep their face ids."""
+    factory = factory.strip()
+    return factory if factory.startswith("IDMap") else f"IDMap2,{factory}"
+
+
+def build_index(factory: str, dim: int, ids: np.ndarray, vectors: np.ndarray, search_params: str = ""):
+    """A FAISS index of ``vectors`` under ``ids`` (training it first if the factory needs it)."""
+    import faiss
+
+    try:
+        index = faiss.index_factory(dim, normalise_factory(factory), faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise EmbedkitError(f"invalid FAISS factory string {factory!r}: {str(exc).splitlines()[-1]}") from None
+    if not index.is_trained:
+        if len(vectors) == 0:
+            return index
+        try:
+            index.train(np.ascontiguousarray(vectors, dtype=np.float32))
+        except RuntimeError as exc:
+            raise EmbedkitError(
+                f"FAISS index {factory!r} cannot be trained on {len(vectors)} faces "
+                f"({str(exc).splitlines()[-1]}); use a smaller configuration or IDMap,Flat"
+            ) from None
+    if len(vectors):
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids, np.int64))
+    apply_search_params(index, search_params)
+    return index
+
+
+def exact_index(dim: int, ids: np.ndarray, vectors: np.ndarray):
+    """A brute-force inner-product index (always correct, needs no training)."""
+    return build_index(DEFAULT_FACTORY, dim, ids, vectors)
+
+
+def apply_search_params(index, search_params: str) -> None:
+    """Set e.g. ``nprobe=16`` or ``efSearch=128`` on the index inside the IDMap."""
+    if not search_params:
+        return
+    import faiss
+
+    inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
+    try:
+        faiss.ParameterSpace().set_index_parameters(inner, search_params)
+    except RuntimeError as exc:
+        raise EmbedkitError(f"invalid FAISS search parameters {search_params!r}: {str(exc).splitlines()[-1]}") from None
+
+
+def index_ids(index) -> np.ndarray:
+    """The ids stored in an IDMap index."""
+    import faiss
+
+    return faiss.vector_to_array(index.id_map).astype(np.int64)
+
+
+def vector_path(folder: Path, generation: int) -> Path:
+    return folder / f"vectors-{generation}.faiss"
+
+
+def save_index(index, folder: Path, generation: int) -> Path:
+    """Write atomically as ``vectors-<generation>.faiss``, then drop older files."""
+    import faiss
+
+    target = vector_path(folder, generation)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".vectors-", suffix=".tmp")
+    os.close(fd)
+    try:
+        faiss.write_index(index, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    for old in folder.iterdir():
+        match = VECTOR_FILE.match(old.name)
+        if match and int(match.group(1)) != generation:
+            try:
+                old.unlink()
+            except OSError:
+                pass
+    return target
+
+
+def load_index(folder: Path, generation: int, search_params: str = ""):
+    """The saved index for ``generation``, or None if there is none (or it is unreadable)."""
+    import faiss
+
+    path = vector_path(folder, generation)
+    if not path.is_file():
+        return None
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        logger.warning("%s is unreadable (%s); rebuilding from the metadata store", path, exc)
+        return None
+    apply_search_params(index, search_params)
+    return index

@@ -1,0 +1,137 @@
+"""All fine-tuning options in one dataclass; ``embedkit finetune`` flags map onto it one to one."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from embedkit.backbones import RANDOM
+
+__all__ = ["FinetuneConfig", "ALL_BLOCKS"]
+
+# ``unfreeze`` value meaning "train the whole backbone" (``--unfreeze all``).
+ALL_BLOCKS = -1
+
+
+@dataclass
+class FinetuneConfig:
+    """Options of a fine-tuning run.
+
+    Data:
+        data: folder of identity folders (``DATA/<person>/<images>``), or of
+            photos of one person each with ``one_photo_per_person``.
+        one_photo_per_person: every image is a different person (UTKFace);
+            "same" pairs then come from augmented copies.
+        augment_copies: augmented copies added per photo; None = 8 with
+            ``one_photo_per_person``, else 0.
+        max_images_per_person: keep at most this many photos of each person.
+        detector: face detector name, or None when the images are already
+            face crops (``--no-detect``).
+        center_crop: without detection, the central fraction of each image kept.
+        val_people, test_people: people held out for validation (early
+            stopping, threshold) and for the final test; a fraction (< 1) or
+            a count.
+        seed: seeds the split, augmentation and pair sampling.
+
+    Model:
+        backbone: registry name (facenet, facenet512, vgg16, simple).
+        weights: ``pretrained``, ``random`` or a local weights file; None =
+            pretrained, except ``random`` for ``simple``.
+        input_size: crop side; None = the backbone's own.
+        head_units: projection head sizes (empty: none). A last layer as wide
+            as the backbone's output starts as the identity, so training starts
+            from the pretrained embedding.
+
+    Training:
+        epochs: epochs of the first phase (frozen backbone, or the whole
+            network when training from scratch).
+        unfreeze: top backbone blocks trained in the second phase (0: none;
+            ``ALL_BLOCKS`` (-1): the whole backbone, in one phase); None = all
+            for random weights, else 0.
+        unfreeze_epochs: epochs of the second phase; None = ``epochs``.
+        learning_rate: Adam learning rate of the first phase.
+        unfreeze_learning_rate: of the second phase (lower, not to undo pretraining).
+        loss: ``contrastive``.
+        margin: contrastive margin, in Euclidean distance between unit vectors.
+        batch_size: pairs per step.
+        pairs_per_epoch: pairs drawn afresh each epoch; 0 = 10 per training
+            image, at least 2,000 and at most 60,000.
+        hard_negatives: fraction of the different-person pairs that are hard
+            negatives (nearest other-person faces under the current model),
+            mined again each epoch.
+        patience: epochs without validation improvement before stopping.
+        eval_pairs: validation and test pairs (balanced).
+    """
+
+    data: str = ""
+    out: str = ""
+    backbone: str = "facenet"
+    weights: str | None = None
+    input_size: int | None = None
+    head_units: tuple[int, ...] = (128,)
+    one_photo_per_person: bool = False
+    augment_copies: int | None = None
+    max_images_per_person: int | None = None
+    detector: str | None = "yunet"
+    center_crop: float = 1.0
+    val_people: float = 0.15
+    test_people: float = 0.15
+    epochs: int = 10
+    unfreeze: int | None = None
+    unfreeze_epochs: int | None = None
+    learning_rate: float = 1e-3
+    unfreeze_learning_rate: float = 1e-4
+    loss: str = "contrastive"
+    margin: float = 1.0
+    batch_size: int = 64
+    pairs_per_epoch: int = 0
+    hard_negatives: float = 0.0
+    patience: int = 3
+    eval_pairs: int = 3000
+    seed: int = 0
+
+    def __post_init__(self):
+        self.head_units = tuple(int(u) for u in self.head_units)
+        if self.epochs < 0 or (self.unfreeze_epochs is not None and self.unfreeze_epochs < 0):
+            raise ValueError("epochs must be >= 0")
+        if not 0.0 <= self.hard_negatives <= 1.0:
+            raise ValueError(f"hard_negatives must be a fraction in [0, 1], got {self.hard_negatives}")
+        if self.margin <= 0:
+            raise ValueError(f"margin must be > 0, got {self.margin}")
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
+        if self.unfreeze is not None and self.unfreeze < ALL_BLOCKS:
+            raise ValueError(f"unfreeze must be a number of blocks, or -1 for all; got {self.unfreeze}")
+
+    # -- resolved defaults ---------------------------------------------------------------------
+    @property
+    def weights_source(self) -> str:
+        if self.weights:
+            return self.weights
+        return RANDOM if self.backbone == "simple" else "pretrained"
+
+    @property
+    def n_augment_copies(self) -> int:
+        if self.augment_copies is not None:
+            return self.augment_copies
+        return 8 if self.one_photo_per_person else 0
+
+    @property
+    def unfreeze_blocks(self) -> int:
+        if self.unfreeze is not None:
+            return self.unfreeze
+        return ALL_BLOCKS if self.weights_source == RANDOM else 0
+
+    @property
+    def from_scratch(self) -> bool:
+        """The whole network trains in one phase (no frozen part to cache)."""
+        return self.unfreeze_blocks == ALL_BLOCKS
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["head_units"] = list(self.head_units)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FinetuneConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
