@@ -28,6 +28,8 @@ CONFIG_FILE = "embedkit_model.json"
 WEIGHTS_FILE = "model.weights.h5"
 # Used for same/different when a model has no calibrated threshold.
 UNCALIBRATED_THRESHOLD = 0.5
+# Batches up to this size run eagerly until a compiled graph exists.
+EAGER_MAX_FACES = 4
 
 
 def build_network(backbone_model, input_size: int, head_units: tuple[int, ...] = ()):
@@ -197,13 +199,18 @@ class Encoder:
             faces = faces[None]
         if len(faces) == 0:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
-        predict = self._predict_fn()
+        # Tracing the graph costs seconds: a handful of faces runs eagerly instead.
+        if self._predict is None and len(faces) <= EAGER_MAX_FACES:
+            network = self.network
+            predict = lambda batch: network(batch, training=False)  # noqa: E731
+        else:
+            predict = self._predict_fn()
         out = np.empty((len(faces), self.embedding_dim), dtype=np.float32)
         for start in range(0, len(faces), batch_size):
             batch = self.preprocessing(faces[start:start + batch_size])
-            emb = predict(batch).numpy()
+            emb = np.asarray(predict(batch))
             if flip:
-                emb = emb + predict(np.ascontiguousarray(batch[:, :, ::-1])).numpy()
+                emb = emb + np.asarray(predict(np.ascontiguousarray(batch[:, :, ::-1])))
                 emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
             out[start:start + len(emb)] = emb
         return out

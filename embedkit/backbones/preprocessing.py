@@ -47,7 +47,7 @@ class Preprocessing:
         if self.scaling == "standardize":
             mean = x.mean(axis=(1, 2, 3), keepdims=True)
             std = x.std(axis=(1, 2, 3), keepdims=True)
-            floor = 1.0 / np.sqrt(x[0].size)
+            floor = np.float32(1.0 / np.sqrt(x[0].size))
             return (x - mean) / np.maximum(std, floor)
         if self.scaling == "fixed":
             return (x - 127.5) / 128.0

@@ -159,6 +159,25 @@ class FaceIndex:
 
         return FileLock(str(self.folder / LOCK_FILE), timeout=-1 if timeout is None else timeout)
 
+    def _acquire_writer_lock(self, timeout: float | None = None):
+        """The writer lock, held; waits (saying so) while another process holds it."""
+        from filelock import Timeout
+
+        if self.store.read_only:
+            raise IndexStoreError(f"{self.folder}: index is read-only here; it can be searched, not updated")
+        lock = self.writer_lock(timeout)
+        try:
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                logger.warning("%s: another embedkit process is updating this index; waiting for it", self.folder)
+                lock.acquire()
+        except Timeout:
+            raise EmbedkitError(f"{self.folder}: still locked by another embedkit process; try again later") from None
+        except OSError as exc:
+            raise IndexStoreError(f"{self.folder}: cannot lock the index for writing ({exc.strerror or exc})") from None
+        return lock
+
     def update(self, root, pipeline: FacePipeline, labels: bool = False, factory: str | None = None,
                search_params: str | None = None, commit_every: int = 64,
                progress: Callable[[str], None] | None = None, on_start: Callable[[int], None] | None = None,
@@ -170,21 +189,11 @@ class FaceIndex:
         from ``root`` lose theirs. Work is committed every ``commit_every``
         files, so an interrupted run resumes where it stopped.
         """
-        from filelock import Timeout
-
         root = Path(root)
         if not root.is_dir():
             raise EmbedkitError(f"{root}: not a folder")
         root = Path(os.path.abspath(root))
-        lock = self.writer_lock(lock_timeout)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            logger.warning("%s: another embedkit process is updating this index; waiting for it", self.folder)
-            try:
-                lock.acquire()
-            except Timeout:
-                raise EmbedkitError(f"{self.folder}: still locked by another embedkit process; try again later") from None
+        lock = self._acquire_writer_lock(lock_timeout)
         try:
             return self._update_locked(root, pipeline, labels, factory, search_params, commit_every, progress,
                                        on_start, source)
@@ -206,6 +215,7 @@ class FaceIndex:
             })
         elif factory and factory != self.factory:
             settings["factory"] = factory
+            settings["search_params"] = ""  # the old index type's parameters may not apply
         if search_params is not None:
             settings["search_params"] = search_params
         return settings
@@ -256,7 +266,7 @@ class FaceIndex:
                 store.upsert_file(key, sha, size, mtime, label)
             for key in removed_paths:
                 store.remove_file(key)
-            removed_ids = store.drop_orphans()
+            removed_ids.extend(store.drop_orphans())
             store.bump_generation()
             store.commit()
         except BaseException:
@@ -288,11 +298,15 @@ class FaceIndex:
                             new_ids.append(np.asarray(ids, np.int64))
                             new_vectors.append(result.embeddings)
                     store.upsert_file(key, sha, size, mtime, label)
+                # A file changed in place leaves its old content's faces to no file.
+                dropped = store.drop_orphans()
                 store.bump_generation()
                 store.commit()
             except BaseException:
                 store.rollback()
                 raise
+            removed_ids.extend(dropped)
+            report.faces_removed += len(dropped)
             added_ids.extend(new_ids)
             added_vectors.extend(new_vectors)
             report.faces_added += sum(len(i) for i in new_ids)
@@ -323,8 +337,8 @@ class FaceIndex:
             counts = store.counts()
             report.total_files, report.total_faces = counts["files"], counts["faces"]
             report.seconds = round(time.time() - started, 2)
-            for problem in problems:
-                logger.warning("%s: %s", problem.path, problem.reason)
+            for problem in problems:  # the report carries them; callers decide how to show them
+                logger.info("skipped %s: %s", problem.path, problem.reason)
         return report
 
     def _load_for_update(self, generation: int):
@@ -413,9 +427,12 @@ class FaceIndex:
             dangling = store.dangling_files()
             bad = store.bad_vectors(dim) if dim else []
             store_ids = store.face_ids()
-            index = vec.load_index(self.folder, generation)
+            vector_file = vec.vector_path(self.folder, generation)
+            has_file = vector_file.is_file()
+            index = vec.load_index(self.folder, generation) if has_file else None
         finally:
             store.rollback()
+        notes = []
         if orphans:
             problems.append(f"{len(orphans)} faces belong to no file")
         if dangling:
@@ -423,8 +440,13 @@ class FaceIndex:
         if bad:
             problems.append(f"{len(bad)} stored vectors are not unit-length {dim}-d vectors")
         if dim is not None:
-            if index is None:
-                problems.append(f"no readable FAISS file for generation {generation}")
+            if not has_file:
+                # An update was interrupted (or is under way): the FAISS file is a
+                # cache; until it is rebuilt, searches use the store's vectors.
+                notes.append(f"no FAISS file for generation {generation} yet (an update was interrupted or is "
+                             f"running); searches use the stored vectors until the next update or --repair")
+            elif index is None:
+                problems.append(f"{vector_file.name} is unreadable")
             else:
                 faiss_ids = np.sort(vec.index_ids(index))
                 if index.d != dim:
@@ -435,12 +457,15 @@ class FaceIndex:
                         f"({len(np.setdiff1d(faiss_ids, store_ids))} unknown, "
                         f"{len(np.setdiff1d(store_ids, faiss_ids))} missing)"
                     )
-        result = {"index": str(self.folder), "ok": not problems, "problems": problems,
+        result = {"index": str(self.folder), "ok": not problems, "problems": problems, "notes": notes,
                   "faces": int(len(store_ids)), "generation": generation, "repaired": False}
-        if repair and problems:
-            with self.writer_lock():
+        if repair and (problems or notes):
+            lock = self._acquire_writer_lock()
+            try:
                 store.begin_write()
-                try:
+                try:  # look again under the lock: an update may have run meanwhile
+                    dangling = store.dangling_files()
+                    bad = store.bad_vectors(dim) if dim else []
                     for path in dangling:
                         store.remove_file(path)
                     store.delete_faces(bad)
@@ -451,6 +476,8 @@ class FaceIndex:
                     store.rollback()
                     raise
                 self._save_vectors(None, [], [], [])
+            finally:
+                lock.release()
             result["repaired"] = True
             result["after"] = self.verify(repair=False)
         return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -38,10 +39,27 @@ def walk_images(root: Path, problems: list[ScanProblem]) -> Iterator[Path]:
             path = base / name
             if not is_image_path(path):
                 continue
-            if path.is_symlink() and not path.exists():
-                problems.append(ScanProblem(str(path), "broken or looping symbolic link"))
+            reason = _not_a_file(path)
+            if reason:
+                problems.append(ScanProblem(str(path), reason))
                 continue
             yield path
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path`` is no regular file to read (None if it is one).
+
+    A named pipe or device must never be opened: reading it could block forever.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if path.is_symlink():
+            return "broken or looping symbolic link"
+        return f"cannot be read ({exc.strerror or exc})"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a pipe, device or socket)"
+    return None
 
 
 def file_sha256(path: Path) -> str:

@@ -10,14 +10,18 @@ with the generation it was built from.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
 from embedkit.errors import IndexStoreError
+
+logger = logging.getLogger(__name__)
 
 STORE_FORMAT = "embedkit-index/1"
 
@@ -65,19 +69,50 @@ class MetadataStore:
         self.path = Path(path)
         if not create and not self.path.exists():
             raise IndexStoreError(f"{self.path.parent}: no embedkit index here")
+        self.read_only = False
         try:
-            self.db = sqlite3.connect(str(self.path), timeout=60, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db = self._connect(create)
             if create:
                 self.db.executescript(SCHEMA)
+                # Two processes may create the same index at once: neither may
+                # overwrite what the other has already written.
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.executemany("INSERT OR IGNORE INTO info(key, value) VALUES (?, ?)",
+                                    [("format", STORE_FORMAT), ("generation", "0"), ("created", str(time.time()))])
+                self.db.execute("COMMIT")
             fmt = self.get_info("format")
-            if fmt is None and create:
-                self.set_info_many({"format": STORE_FORMAT, "generation": "0", "created": str(time.time())})
-            elif fmt != STORE_FORMAT:
+            if fmt != STORE_FORMAT:
                 raise IndexStoreError(f"{self.path.parent}: index format {fmt!r} is not {STORE_FORMAT!r}")
         except sqlite3.DatabaseError as exc:
             raise IndexStoreError(f"{self.path}: not a readable index database ({exc})") from None
+
+    def _connect(self, create: bool) -> sqlite3.Connection:
+        """Open read-write in WAL mode; an index on a read-only disk or folder is opened read-only."""
+        db = sqlite3.connect(str(self.path), timeout=60, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            return db
+        except sqlite3.OperationalError:
+            db.close()
+            if create:
+                raise
+        # WAL readers need the -shm file. Where it cannot be created (a
+        # read-only mount), no writer can change the database either, so it
+        # is safe to read it as immutable.
+        uri = "file:" + quote(str(self.path.resolve()))
+        for params in ("mode=ro", "mode=ro&immutable=1"):
+            db = sqlite3.connect(f"{uri}?{params}", uri=True, timeout=60, isolation_level=None,
+                                 check_same_thread=False)
+            try:
+                db.execute("SELECT 1 FROM info LIMIT 1").fetchall()
+            except sqlite3.OperationalError:
+                db.close()
+                continue
+            logger.info("%s: opened read-only (%s)", self.path, params)
+            self.read_only = True
+            return db
+        raise sqlite3.OperationalError("unable to open database file, even read-only")
 
     def close(self) -> None:
         self.db.close()
@@ -89,7 +124,10 @@ class MetadataStore:
         self.db.execute("SELECT 1 FROM info LIMIT 1").fetchall()
 
     def begin_write(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise IndexStoreError(f"{self.path.parent}: index cannot be written ({exc})") from None
 
     def commit(self) -> None:
         self.db.execute("COMMIT")

@@ -86,6 +86,7 @@ def save_index(index, folder: Path, generation: int) -> Path:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".vectors-", suffix=".tmp")
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; readers may be other users
         faiss.write_index(index, tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
@@ -101,6 +102,12 @@ def save_index(index, folder: Path, generation: int) -> Path:
             except OSError:
                 pass
     return target
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def load_index(folder: Path, generation: int, search_params: str = ""):
