@@ -48,10 +48,12 @@ class FinetuneConfig:
             ``ALL_BLOCKS`` (-1): the whole backbone, in one phase); None = all
             for random weights, else 0.
         unfreeze_epochs: epochs of the second phase; None = ``epochs``.
-        learning_rate: Adam learning rate of the first phase.
+        learning_rate: Adam learning rate of the first phase; None = 1e-3 from
+            scratch, 1e-4 over a pretrained backbone (more overfits small sets).
         unfreeze_learning_rate: of the second phase (lower, not to undo pretraining).
         loss: ``contrastive``.
-        margin: contrastive margin, in Euclidean distance between unit vectors.
+        margin: contrastive margin, in Euclidean distance between unit vectors
+            (1.4: different people pushed to about orthogonal).
         batch_size: pairs per step.
         pairs_per_epoch: pairs drawn afresh each epoch; 0 = 10 per training
             image, at least 2,000 and at most 60,000.
@@ -78,10 +80,10 @@ class FinetuneConfig:
     epochs: int = 10
     unfreeze: int | None = None
     unfreeze_epochs: int | None = None
-    learning_rate: float = 1e-3
+    learning_rate: float | None = None
     unfreeze_learning_rate: float = 1e-4
     loss: str = "contrastive"
-    margin: float = 1.0
+    margin: float = 1.4
     batch_size: int = 64
     pairs_per_epoch: int = 0
     hard_negatives: float = 0.0
@@ -120,6 +122,12 @@ class FinetuneConfig:
         if self.unfreeze is not None:
             return self.unfreeze
         return ALL_BLOCKS if self.weights_source == RANDOM else 0
+
+    @property
+    def first_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 1e-3 if self.from_scratch or self.weights_source == RANDOM else 1e-4
 
     @property
     def from_scratch(self) -> bool:

@@ -1,0 +1,116 @@
+"""Face crops in memory for training: read and align every photo once, add augmented copies."""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from embedkit.data.augment import augment_copies
+from embedkit.data.folders import LabelledImages
+from embedkit.data.splits import Split
+from embedkit.errors import EmbedkitError, ImageError
+from embedkit.faces import FaceExtractor
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FaceSet", "extract_crops", "build_face_set"]
+
+
+@dataclass
+class FaceSet:
+    """Every training, validation and test crop, with its person and part.
+
+    Attributes:
+        crops: ``(N, size, size, 3)`` uint8.
+        labels: person label of each crop (``int64``).
+        part: ``"train"``, ``"val"`` or ``"test"`` for each crop.
+        source: index into the photo list the crop came from.
+        augmented: True for augmented copies.
+    """
+
+    crops: np.ndarray
+    labels: np.ndarray
+    part: np.ndarray
+    source: np.ndarray
+    augmented: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def indices(self, part: str) -> np.ndarray:
+        return np.flatnonzero(self.part == part)
+
+    def counts(self) -> dict:
+        out = {}
+        for part in ("train", "val", "test"):
+            idx = self.indices(part)
+            out[part] = {"people": int(np.unique(self.labels[idx]).size), "crops": int(idx.size),
+                         "photos": int((~self.augmented[idx]).sum())}
+        return out
+
+
+def _first_face(extractor: FaceExtractor, path: str):
+    try:
+        faces = extractor.from_file(path)
+    except ImageError as exc:
+        logger.warning("%s", exc)
+        return None
+    except Exception as exc:  # one odd image must not stop a long run
+        logger.warning("%s: %s: %s", path, exc.__class__.__name__, exc)
+        return None
+    return faces[0].crop if faces else None
+
+
+def extract_crops(paths, extractor: FaceExtractor, workers: int | None = None,
+                  progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The largest face of every image, aligned: ``(crops, kept)``.
+
+    ``kept`` are the indices of the paths that gave a face (unreadable
+    images and images without a face are logged and left out).
+    """
+    from tqdm.auto import tqdm
+
+    paths = list(paths)
+    workers = workers or max(1, min(4, os.cpu_count() or 1))
+    crops = np.zeros((len(paths), extractor.size, extractor.size, 3), dtype=np.uint8)
+    found = np.zeros(len(paths), dtype=bool)
+    with ThreadPoolExecutor(workers, thread_name_prefix="embedkit-crops") as pool, \
+            tqdm(total=len(paths), desc="faces", unit="img", disable=not progress, leave=False) as bar:
+        for i, crop in enumerate(pool.map(lambda p: _first_face(extractor, p), paths)):
+            if crop is not None:
+                crops[i] = crop
+                found[i] = True
+            bar.update()
+    kept = np.flatnonzero(found)
+    if kept.size < len(paths):
+        logger.warning("%d of %d images gave no face and are left out", len(paths) - kept.size, len(paths))
+    return crops[kept], kept
+
+
+def build_face_set(images: LabelledImages, split: Split, extractor: FaceExtractor, copies: int = 0,
+                   seed: int = 0, progress: bool = False, workers: int | None = None) -> FaceSet:
+    """Crops of the split's people, plus ``copies`` augmented copies of each photo."""
+    part_of = split.part_of(images.labels)
+    keep = np.flatnonzero(part_of != "")
+    crops, kept = extract_crops([images.paths[i] for i in keep], extractor, workers, progress)
+    source = keep[kept]
+    labels = images.labels[source]
+    augmented = np.zeros(len(source), dtype=bool)
+    if copies:
+        extra, origin = augment_copies(crops, copies, seed)
+        crops = np.concatenate([crops, extra])
+        source = np.concatenate([source, source[origin]])
+        labels = np.concatenate([labels, labels[origin]])
+        augmented = np.concatenate([augmented, np.ones(len(origin), dtype=bool)])
+    faces = FaceSet(crops, labels.astype(np.int64), part_of[source].astype(str), source, augmented)
+    for part in ("train", "val", "test"):
+        if np.unique(faces.labels[faces.indices(part)]).size < 2:
+            raise EmbedkitError(
+                f"the {part} part has fewer than 2 people with a usable face; add people or change "
+                f"the split (--val-people / --test-people)"
+            )
+    return faces

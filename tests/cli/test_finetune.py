@@ -1,0 +1,50 @@
+"""`embedkit finetune` through click's CliRunner, on a few real AT&T faces."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from embedkit.cli import main
+
+ATT = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces" / "att"
+
+
+@pytest.fixture
+def data(tmp_path):
+    if not ATT.is_dir():
+        pytest.skip("AT&T faces not available")
+    for person in range(1, 7):
+        (tmp_path / "data" / f"s{person}").mkdir(parents=True)
+        for k in range(1, 4):
+            shutil.copy(ATT / f"s{person}" / f"{k}.pgm", tmp_path / "data" / f"s{person}" / f"{k}.pgm")
+    return tmp_path / "data"
+
+
+def test_finetune_json(data, tmp_path):
+    out = tmp_path / "model"
+    result = CliRunner().invoke(main, [
+        "finetune", "--backbone", "simple", "--data", str(data), "--out", str(out), "--epochs", "1",
+        "--input-size", "32", "--no-detect", "--val-people", "2", "--test-people", "2", "--pairs-per-epoch", "64",
+        "--eval-pairs", "40", "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["out"] == str(out) and report["backbone"] == "simple"
+    assert {"accuracy", "auc", "eer", "tar_at_far_1e-3"} <= set(report["after"])
+    assert (out / "embedkit_model.json").is_file() and (out / "roc.png").is_file()
+    config = json.loads((out / "embedkit_model.json").read_text())
+    assert config["metadata"]["finetune"]["detector"] is None
+    assert config["threshold"] is not None
+
+
+def test_bad_options_are_one_line_errors(data, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["finetune", "--backbone", "nope", "--data", str(data), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 1 and "unknown backbone 'nope'" in result.output
+    result = runner.invoke(main, ["finetune", "--data", str(data), "--out", str(tmp_path / "m"), "--unfreeze", "x"])
+    assert result.exit_code == 2 and "number of blocks" in result.output
+    result = runner.invoke(main, ["finetune", "--data", str(data), "--out", str(tmp_path / "m"), "--margin", "0"])
+    assert result.exit_code == 2 and "margin" in result.output
