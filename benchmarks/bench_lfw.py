@@ -1,0 +1,143 @@
+"""LFW verification accuracy of embedkit, on all 6,000 pairs of ``pairs.txt``.
+
+The LFW protocol: 10 folds of 600 pairs (300 same, 300 different, no person in
+two folds); each fold is scored at the accuracy-maximising threshold of the
+other nine, and the mean and standard deviation over folds are reported,
+with ROC AUC, EER, TAR at FAR 1e-2 / 1e-3 and the best single threshold over
+all pairs (the calibrated threshold of the pretrained facenet backbone,
+``FACENET_THRESHOLD`` in ``embedkit/backbones/facenet.py``, comes from the
+``yunet`` row of this benchmark).
+
+Each configuration is a face-finding setting: ``yunet`` / ``mtcnn``
+(detect and align) or ``cc0.7`` (no detection, keep the central 70% of the
+deep-funneled 250x250 photo).
+
+    python benchmarks/bench_lfw.py                        # pretrained facenet
+    python benchmarks/bench_lfw.py --configs yunet,mtcnn,cc0.6,cc0.7,cc0.8
+    python benchmarks/bench_lfw.py --model models/ft      # a fine-tuned model
+    python benchmarks/bench_lfw.py --folds 1 --configs yunet   # quick check
+
+Writes section ``lfw`` (``lfw-<model folder name>`` with ``--model``) of
+``benchmarks/RESULTS.md`` and ``benchmarks/results/<same>.json``, after
+every configuration, so a long run leaves partial results behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.results import markdown_table, write_json, write_section  # noqa: E402
+
+FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
+DEFAULT_PAIRS = FACES / "lfw" / "pairs.txt"
+DEFAULT_IMAGES = FACES / "lfw" / "lfw-deepfunneled"
+
+
+def parse_config(name: str) -> tuple[str | None, float]:
+    """``yunet`` -> ("yunet", 1.0); ``cc0.7`` -> (None, 0.7)."""
+    if name.startswith("cc"):
+        return None, float(name[2:])
+    return name, 1.0
+
+
+def run_config(encoder, name: str, pairs, images: Path, folds: int | None, flip: bool) -> dict:
+    from embedkit.evaluation.evaluate import evaluate_pairs
+    from embedkit.faces import FaceExtractor
+    from embedkit.pipeline import FacePipeline
+
+    detector, fraction = parse_config(name)
+    pipeline = FacePipeline(encoder, FaceExtractor(encoder.input_size, detector, fraction), flip=flip)
+    started = time.perf_counter()
+    report = evaluate_pairs(pipeline, pairs, images, folds=folds)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    report["config"] = name
+    report["detector"] = detector
+    report["center_crop"] = fraction
+    report["flip"] = flip
+    return report
+
+
+def row(report: dict) -> dict:
+    return {
+        "faces": (f"{report['detector']} (detect + align)" if report["detector"]
+                  else f"no detection, center crop {report['center_crop']:g}"),
+        "10-fold accuracy": f"{100 * report['accuracy']:.2f}% ± {100 * report['accuracy_std']:.2f}",
+        "AUC": f"{report['auc']:.4f}",
+        "EER": f"{100 * report['eer']:.2f}%",
+        "TAR@FAR=1e-2": f"{100 * report['tar_at_far_1e-2']:.2f}%",
+        "TAR@FAR=1e-3": f"{100 * report['tar_at_far_1e-3']:.2f}%",
+        "best threshold (all pairs)": f"{report['threshold']:.3f}",
+        "photos without a face": f"{report['n_missing']} of {report['n_images']}",
+        "images/s": f"{report['images_per_second']:.1f}",
+    }
+
+
+def markdown(model_label: str, reports: list[dict], n_pairs: int, command: str) -> str:
+    lines = [
+        f"### LFW verification, {model_label}",
+        "",
+        f"{n_pairs} pairs of `lfw/pairs.txt` (LFW deep-funneled photos), 10-fold protocol: each fold scored at "
+        "the threshold that is best on the other nine; mean ± standard deviation over folds. Pairs with a photo "
+        "in which no face was found count as 'different' verdicts. AUC, EER and TAR@FAR over all pairs; "
+        "images/s is the whole evaluation (decode, detect/crop, embed) on this machine, shared with other jobs.",
+        "",
+        markdown_table([row(r) for r in reports]),
+        "",
+        f"Command: `{command}`",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=Path, default=DEFAULT_PAIRS)
+    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser.add_argument("--backbone", default="facenet")
+    parser.add_argument("--model", type=Path, default=None, help="A fine-tuned model folder.")
+    parser.add_argument("--configs", default="yunet,cc0.6,cc0.7,cc0.8",
+                        help="Comma-separated: yunet, mtcnn, ccF (no detection, central fraction F).")
+    parser.add_argument("--folds", type=int, default=None, help="Only the first K folds (quick check).")
+    parser.add_argument("--flip", action="store_true", help="Also embed mirror images.")
+    parser.add_argument("--name", default=None, help="Result section name (default lfw / lfw-<model>).")
+    parser.add_argument("--no-write", action="store_true", help="Print only; leave RESULTS.md alone.")
+    args = parser.parse_args(argv)
+
+    from embedkit.encoder import load_encoder
+    from embedkit.evaluation.pairs import read_lfw_pairs
+
+    encoder = load_encoder(args.model, args.backbone)
+    model_label = (f"fine-tuned model `{args.model.name}` ({encoder.backbone})" if args.model
+                   else f"`{args.backbone}` pretrained")
+    name = args.name or (f"lfw-{args.model.name}" if args.model else "lfw")
+    if args.flip:
+        model_label += ", with flip"
+        name = args.name or f"{name}-flip"
+    pairs = read_lfw_pairs(args.pairs)
+    n_pairs = len(pairs) if args.folds is None else sum(p.fold < args.folds for p in pairs)
+    command = "python benchmarks/bench_lfw.py " + " ".join(argv if argv is not None else sys.argv[1:])
+
+    reports = []
+    for config in [c.strip() for c in args.configs.split(",") if c.strip()]:
+        print(f"[{config}] embedding ...", flush=True)
+        report = run_config(encoder, config, pairs, args.images, args.folds, args.flip)
+        reports.append(report)
+        print(f"[{config}] " + "  ".join(f"{k}={v}" for k, v in row(report).items()), flush=True)
+        if not args.no_write:
+            write_json(name, {"model": model_label, "model_id": encoder.model_id, "n_pairs": n_pairs,
+                              "command": command, "configs": reports})
+            write_section(name, markdown(model_label, reports, n_pairs, command))
+    best = max(reports, key=lambda r: r["accuracy"])
+    print(f"best: {best['config']} {100 * best['accuracy']:.2f}% ± {100 * best['accuracy_std']:.2f}; "
+          f"threshold {best['threshold']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
