@@ -51,8 +51,9 @@ def pipeline_source(options: dict, stored: dict | None = None) -> dict:
     source = {}
     for key, default in PIPELINE_DEFAULTS.items():
         value = options.get(key)
-        if key in ("backbone", "model_dir", "weights") and not given_model and key in stored:
-            value = stored[key] if value is None else value
+        if key in ("backbone", "model_dir", "weights") and given_model:
+            # A model given on the command line replaces the stored one entirely.
+            value = default if value is None else value
         elif value is None:
             value = stored.get(key, default)
         source[key] = value

@@ -16,6 +16,17 @@ def open_index(index_dir, create: bool):
     return FaceIndex.create(folder) if create else FaceIndex.open(folder)
 
 
+def _stored_source(index_dir) -> dict:
+    """The pipeline settings an existing index was built with ({} for a new one)."""
+    from embedkit.errors import IndexStoreError
+
+    try:
+        with open_index(index_dir, create=False) as index:
+            return index.source
+    except IndexStoreError:
+        return {}
+
+
 @click.command("index")
 @click.argument("folder", required=False, type=click.Path(file_okay=True))
 @index_option
@@ -37,6 +48,7 @@ def command(folder, index_dir, labels, factory, search_params, batch_size, verif
         with open_index(index_dir, create=False) as index:
             result = index.verify(repair=repair)
         text = "index OK" if result["ok"] else "problems:\n  " + "\n  ".join(result["problems"])
+        text += "".join(f"\nnote: {note}" for note in result.get("notes", []))
         if result.get("repaired"):
             text += "\nrepaired: " + ("index OK" if result["after"]["ok"] else "; ".join(result["after"]["problems"]))
         emit(as_json, result, f"{result['index']}: {result['faces']} faces; {text}")
@@ -51,8 +63,10 @@ def command(folder, index_dir, labels, factory, search_params, batch_size, verif
         raise click.ClickException(f"{folder}: not a folder (give a folder of images)")
     from tqdm import tqdm
 
+    # The model is loaded before the index is touched: a bad --backbone or
+    # --model must leave no new or changed index behind.
+    pipeline, source = make_pipeline(options, _stored_source(index_dir), batch_size)
     with open_index(index_dir, create=True) as index:
-        pipeline, source = make_pipeline(options, index.source, batch_size)
         bar = None
 
         def on_start(total):

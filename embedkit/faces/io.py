@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -10,7 +11,11 @@ import numpy as np
 
 from embedkit.errors import ImageError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".pbm", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".pbm", ".bmp", ".webp", ".tif", ".tiff", ".gif",
+                  ".avif", ".jp2", ".heic", ".heif", ".jxl")
+# Photo formats the installed Pillow may not decode: they are still picked up
+# from folders, so that skipping them is reported rather than silent.
+UNSUPPORTED_HINT = {".heic": "HEIC", ".heif": "HEIF", ".jxl": "JPEG XL", ".avif": "AVIF"}
 
 # Larger declared sizes are refused before decoding (decompression bombs).
 MAX_PIXELS = 80_000_000
@@ -37,10 +42,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if path.is_dir():
         raise ImageError(path, "is a directory, not an image file")
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as exc:
         raise ImageError(path, f"cannot be read ({exc.strerror or exc})") from None
-    if size == 0:
+    if not stat.S_ISREG(st.st_mode):  # a named pipe would block the read forever
+        raise ImageError(path, "not a regular file (a pipe, device or socket)")
+    if st.st_size == 0:
         raise ImageError(path, "empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
@@ -58,7 +65,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(path, "not an image file, or a format that cannot be read") from None
+        kind = UNSUPPORTED_HINT.get(path.suffix.lower())
+        if kind:
+            raise ImageError(path, f"{kind} images cannot be read by this installation (convert to JPEG or PNG)") from None
+        raise ImageError(path, "not an image file, or an image format that cannot be read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(path, "declared size is too large (possible decompression bomb)") from None
     except PermissionError:
