@@ -18,7 +18,8 @@ from embedkit.errors import EmbedkitError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BackboneSplit", "block_start", "split_backbone", "cache_features", "FeatureSource"]
+__all__ = ["BackboneSplit", "block_start", "split_backbone", "feature_bridge", "cache_features", "map_features",
+           "FeatureSource"]
 
 
 def block_start(model, prefix: str) -> int:
@@ -84,6 +85,33 @@ def split_backbone(backbone_model, blocks: tuple[str, ...], n_trainable: int) ->
     logger.info("training %s from block %s (%d of %d blocks); frozen features %s", backbone_model.name, name,
                 n_trainable, n_blocks, tuple(boundary.shape[1:]))
     return BackboneSplit(frozen, tail, name, tuple(boundary.shape[1:]))
+
+
+def _boundary(backbone_model, blocks: tuple[str, ...], n_trainable: int):
+    if n_trainable == 0:
+        return backbone_model.output
+    return backbone_model.layers[block_start(backbone_model, blocks[len(blocks) - n_trainable])].input
+
+
+def feature_bridge(backbone_model, blocks: tuple[str, ...], from_trainable: int, to_trainable: int):
+    """The layers between two boundaries: maps the features cached for
+    ``from_trainable`` trainable blocks to those for ``to_trainable`` (fewer) blocks,
+    so one pass over the images serves every phase."""
+    import keras
+
+    if not 0 <= to_trainable < from_trainable < len(blocks):
+        raise ValueError(f"cannot bridge from {from_trainable} to {to_trainable} trainable blocks")
+    return keras.Model(_boundary(backbone_model, blocks, from_trainable), _boundary(backbone_model, blocks, to_trainable),
+                       name=f"{backbone_model.name}_bridge_{from_trainable}_{to_trainable}")
+
+
+def map_features(model, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """``model`` (in inference mode) over cached features, batch by batch."""
+    import tensorflow as tf
+
+    run = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    parts = [run(features[s:s + batch_size]).numpy() for s in range(0, len(features), batch_size)]
+    return np.concatenate(parts).astype(np.float32, copy=False)
 
 
 def cache_features(frozen, preprocessing, crops: np.ndarray, batch_size: int = 64,

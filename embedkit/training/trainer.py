@@ -41,7 +41,7 @@ from embedkit.faces import FaceExtractor
 from embedkit.losses import LOSSES
 from embedkit.training.config import FinetuneConfig
 from embedkit.training.dataset import FaceSet, build_face_set
-from embedkit.training.features import FeatureSource, cache_features, split_backbone
+from embedkit.training.features import FeatureSource, cache_features, feature_bridge, map_features, split_backbone
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +154,11 @@ class _Trainable:
         return _l2(out.reshape(len(out), -1))
 
 
+def _eval_indices(faces: FaceSet, part: str, copies_only: bool) -> np.ndarray:
+    idx = faces.indices(part)
+    return idx[faces.augmented[idx]] if copies_only else idx
+
+
 def _pair_scores(emb: np.ndarray, ia, ib) -> np.ndarray:
     return np.sum(emb[ia] * emb[ib], axis=1)
 
@@ -227,7 +232,12 @@ def finetune(config: FinetuneConfig, images: LabelledImages | None = None, split
     timings["faces_s"] = time.perf_counter() - t0
     logger.info("crops: %s", faces.counts())
 
-    train_idx, val_idx, test_idx = (faces.indices(p) for p in ("train", "val", "test"))
+    train_idx = faces.indices("train")
+    # One photo per person: a held-out "same" pair is two different augmented
+    # copies of one photo (the original project's protocol), so validation and
+    # test use the copies only, never the photo itself.
+    copies_only = config.one_photo_per_person and config.n_augment_copies >= 2
+    val_idx, test_idx = (_eval_indices(faces, part, copies_only) for part in ("val", "test"))
     train_labels = faces.labels[train_idx]
     val_pairs = sample_pairs(faces.labels[val_idx], config.eval_pairs, seed=config.seed + 1)
     test_pairs = sample_pairs(faces.labels[test_idx], config.eval_pairs, seed=config.seed + 2)
@@ -251,18 +261,28 @@ def finetune(config: FinetuneConfig, images: LabelledImages | None = None, split
     best_key, best_weights, best_metrics = None, None, None
     before_test = None
     phase_times = []
+    n_blocks = len(spec.blocks)
+    deepest = max([phase.blocks for phase in phases if 0 <= phase.blocks < n_blocks], default=0)
+    cached = None
     try:
         for phase_no, phase in enumerate(phases):
-            cut = split_backbone(backbone_model, spec.blocks, phase.blocks)
             t0 = time.perf_counter()
-            if cut.frozen is None:
+            if not 0 <= phase.blocks < n_blocks:  # the whole backbone trains: no frozen part to cache
+                cut = split_backbone(backbone_model, spec.blocks, phase.blocks)
                 source = FeatureSource(crops=faces.crops, preprocessing=encoder.preprocessing)
-                cache_s = 0.0
             else:
-                features = cache_features(cut.frozen, encoder.preprocessing, faces.crops, progress=progress,
-                                          desc=f"caching {cut.boundary} features")
+                # One pass over the images, at the lowest boundary any phase needs;
+                # higher boundaries are computed from it (the layers between are frozen).
+                if cached is None:
+                    deep_cut = split_backbone(backbone_model, spec.blocks, deepest)
+                    cached = cache_features(deep_cut.frozen, encoder.preprocessing, faces.crops, progress=progress,
+                                            desc=f"caching {deep_cut.boundary} features")
+                cut = split_backbone(backbone_model, spec.blocks, phase.blocks)
+                features = cached
+                if phase.blocks < deepest:
+                    features = map_features(feature_bridge(backbone_model, spec.blocks, deepest, phase.blocks), cached)
                 source = FeatureSource(features=features)
-                cache_s = time.perf_counter() - t0
+            cache_s = time.perf_counter() - t0
             trainable = _Trainable(network, cut.tail, phase.name == "scratch", config.margin, config.loss,
                                    phase.learning_rate)
             if before_test is None:
@@ -338,7 +358,7 @@ def finetune(config: FinetuneConfig, images: LabelledImages | None = None, split
         "backbone": config.backbone,
         "before_name": before_name,
         "test": {"people": len(split.test), "crops": int(test_idx.size), "pairs": int(ia.size),
-                 "same_pairs": int(same.sum())},
+                 "same_pairs": int(same.sum()), "augmented_copies_only": bool(copies_only)},
         "before": verification_report(before_scores, same, seed=config.seed),
         "after": verification_report(after_scores, same, seed=config.seed),
         "after_at_val_threshold": float(np.mean((after_scores >= saved.threshold) == same)),

@@ -72,3 +72,27 @@ def test_vgg16_random_head_then_unfreeze(att_folder, tmp_path):
 def test_nothing_to_train_is_an_error(att_folder, tmp_path):
     with pytest.raises(EmbedkitError, match="nothing to train"):
         finetune(_config(att_folder, tmp_path / "x", backbone="vgg16", weights="random", unfreeze=0, head_units=()))
+
+
+def test_one_photo_per_person_tests_on_augmented_copies_only(tmp_path):
+    """UTKFace protocol: held-out 'same' pairs are two augmented copies of one photo."""
+    from pathlib import Path
+    import shutil
+
+    source = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces" / "utkface" / "females" / "asian"
+    photos = sorted(source.glob("*.jpg"))[:8] if source.is_dir() else []
+    if len(photos) < 8:
+        pytest.skip("UTKFace faces not available")
+    data = tmp_path / "photos"
+    data.mkdir()
+    for photo in photos:
+        shutil.copy(photo, data / photo.name)
+    config = _config(data, tmp_path / "model", backbone="simple", one_photo_per_person=True, augment_copies=3,
+                     epochs=1, eval_pairs=200)
+    result = finetune(config)
+    test = result.report["test"]
+    assert test["augmented_copies_only"] is True
+    # 2 test people x 3 copies; the photos themselves are not test items.
+    assert test["people"] == 2 and test["crops"] == 6
+    # All distinct pairs of 6 copies: 2 x 3 same + 9 different.
+    assert test["pairs"] == 15 and test["same_pairs"] == 6
