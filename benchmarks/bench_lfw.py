@@ -16,6 +16,7 @@ deep-funneled 250x250 photo).
     python benchmarks/bench_lfw.py --configs yunet,mtcnn,cc0.6,cc0.7,cc0.8
     python benchmarks/bench_lfw.py --model models/ft      # a fine-tuned model
     python benchmarks/bench_lfw.py --folds 1 --configs yunet   # quick check
+    python benchmarks/bench_lfw.py --configs mtcnn --append    # add a row to the last run's
 
 Writes section ``lfw`` (``lfw-<model folder name>`` with ``--model``) of
 ``benchmarks/RESULTS.md`` and ``benchmarks/results/<same>.json``, after
@@ -79,7 +80,8 @@ def row(report: dict) -> dict:
     }
 
 
-def markdown(model_label: str, reports: list[dict], n_pairs: int, command: str) -> str:
+def markdown(model_label: str, reports: list[dict], n_pairs: int) -> str:
+    commands = list(dict.fromkeys(r.get("command", "") for r in reports))
     lines = [
         f"### LFW verification, {model_label}",
         "",
@@ -90,9 +92,25 @@ def markdown(model_label: str, reports: list[dict], n_pairs: int, command: str) 
         "",
         markdown_table([row(r) for r in reports]),
         "",
-        f"Command: `{command}`",
+        "Commands: " + "; ".join(f"`{c}`" for c in commands),
     ]
     return "\n".join(lines)
+
+
+def previous_reports(name: str, configs: str) -> list[dict]:
+    """Reports of an earlier run's configurations that this run does not repeat."""
+    import json
+
+    from benchmarks.results import RESULTS_JSON_DIR
+
+    path = RESULTS_JSON_DIR / f"{name}.json"
+    if not path.is_file():
+        return []
+    rerun = {c.strip() for c in configs.split(",")}
+    earlier = json.loads(path.read_text())["results"]
+    for report in earlier["configs"]:
+        report.setdefault("command", earlier.get("command", ""))
+    return [r for r in earlier["configs"] if r["config"] not in rerun]
 
 
 def main(argv=None) -> int:
@@ -107,6 +125,8 @@ def main(argv=None) -> int:
     parser.add_argument("--flip", action="store_true", help="Also embed mirror images.")
     parser.add_argument("--name", default=None, help="Result section name (default lfw / lfw-<model>).")
     parser.add_argument("--no-write", action="store_true", help="Print only; leave RESULTS.md alone.")
+    parser.add_argument("--append", action="store_true",
+                        help="Keep the other configurations of an earlier run of the same section.")
     args = parser.parse_args(argv)
 
     from embedkit.encoder import load_encoder
@@ -123,16 +143,17 @@ def main(argv=None) -> int:
     n_pairs = len(pairs) if args.folds is None else sum(p.fold < args.folds for p in pairs)
     command = "python benchmarks/bench_lfw.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
-    reports = []
+    reports = previous_reports(name, args.configs) if args.append else []
     for config in [c.strip() for c in args.configs.split(",") if c.strip()]:
         print(f"[{config}] embedding ...", flush=True)
         report = run_config(encoder, config, pairs, args.images, args.folds, args.flip)
+        report["command"] = command
         reports.append(report)
         print(f"[{config}] " + "  ".join(f"{k}={v}" for k, v in row(report).items()), flush=True)
         if not args.no_write:
             write_json(name, {"model": model_label, "model_id": encoder.model_id, "n_pairs": n_pairs,
                               "command": command, "configs": reports})
-            write_section(name, markdown(model_label, reports, n_pairs, command))
+            write_section(name, markdown(model_label, reports, n_pairs))
     best = max(reports, key=lambda r: r["accuracy"])
     print(f"best: {best['config']} {100 * best['accuracy']:.2f}% ± {100 * best['accuracy_std']:.2f}; "
           f"threshold {best['threshold']:.4f}")

@@ -22,7 +22,8 @@ from embedkit.errors import EmbedkitError
 @click.option("-k", "ks", multiple=True, type=click.IntRange(1), default=(1, 5, 10), show_default=True,
               help="With --data: recall@k for these k (repeatable).")
 @click.option("--groups", type=click.Choice(["utkface"]), default=None,
-              help="With --data: error rates per group read from file names (utkface: gender, race).")
+              help="With --data: error rates per group read from file names (utkface: gender, race; "
+                   "implies --one-photo).")
 @click.option("--threshold", type=float, default=None,
               help="Threshold of the group breakdown (default: the best one on these pairs).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
@@ -45,6 +46,8 @@ def command(pairs_file, images_dir, data_dir, one_photo, folds, n_pairs, seed, k
         raise click.UsageError("give either --pairs FILE --images DIR, or --data DIR")
     if pairs_file and not images_dir:
         raise click.UsageError("--pairs needs --images DIR (the folder its paths are relative to)")
+    if groups == "utkface":
+        one_photo = True  # UTKFace holds one photo per person
     pipeline, source = make_pipeline(options)
     show = not as_json
     if pairs_file:
