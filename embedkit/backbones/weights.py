@@ -7,7 +7,6 @@ is stored in the file).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from embedkit import paths
 from embedkit.errors import WeightsError
+from embedkit.hashing import sha256_of
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +44,6 @@ class PinnedWeights:
     @property
     def cached_path(self) -> Path:
         return paths.weights_dir() / self.filename
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _stamp_path(path: Path) -> Path:

@@ -26,7 +26,7 @@ def encoder_options(func):
     @click.option("--model", "model_dir", default=None, type=click.Path(file_okay=False),
                   help="A fine-tuned model folder (from `embedkit finetune`).")
     @click.option("--weights", default=None,
-                  help="For --backbone: 'pretrained' (default), 'random' or a local weights file.")
+                  help="For --backbone: 'pretrained' (default), 'random' (seeded; for tests) or a local weights file.")
     @click.option("--detector", default=None, help="Face detector: yunet (default) or mtcnn.")
     @click.option("--no-detect", is_flag=True, default=None,
                   help="Images are already face crops: skip detection.")
@@ -39,6 +39,8 @@ def encoder_options(func):
 
     return wrapper
 
+
+RANDOM_WEIGHTS_SEED = 0
 
 PIPELINE_DEFAULTS = {"backbone": None, "model_dir": None, "weights": "pretrained", "detector": "yunet",
                      "no_detect": False, "center_crop": 1.0}
@@ -72,6 +74,11 @@ def make_pipeline(options: dict, stored: dict | None = None, batch_size: int = 6
     from embedkit.pipeline import FacePipeline
 
     source = pipeline_source(options, stored)
+    if source["weights"] == "random" and not source["model_dir"]:
+        # Seeded, so the same random model (and model id) comes back on every run.
+        import keras
+
+        keras.utils.set_random_seed(RANDOM_WEIGHTS_SEED)
     encoder = load_encoder(source["model_dir"], source["backbone"], source["weights"] or "pretrained")
     detector = None if source["no_detect"] else source["detector"]
     extractor = FaceExtractor(encoder.input_size, detector, source["center_crop"])

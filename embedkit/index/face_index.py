@@ -26,7 +26,8 @@ import numpy as np
 
 from embedkit.errors import EmbedkitError, IndexMismatchError, IndexStoreError
 from embedkit.index import vectors as vec
-from embedkit.index.scan import ScanProblem, file_sha256, label_for, walk_images
+from embedkit.hashing import sha256_of
+from embedkit.index.scan import ScanProblem, label_for, walk_images
 from embedkit.index.store import MetadataStore
 from embedkit.pipeline import FacePipeline
 
@@ -247,7 +248,7 @@ class FaceIndex:
                 if key in known and known[key][1:] == (st.st_size, st.st_mtime_ns):
                     report.unchanged += 1
                     continue
-                sha = file_sha256(path)
+                sha = sha256_of(path)
             except OSError as exc:
                 problems.append(ScanProblem(key, f"cannot be read ({exc.strerror or exc})"))
                 continue

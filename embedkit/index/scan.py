@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import stat
@@ -60,14 +59,6 @@ def _not_a_file(path: Path) -> str | None:
     if not stat.S_ISREG(mode):
         return "not a regular file (a pipe, device or socket)"
     return None
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def label_for(path: Path, root: Path) -> str | None:
