@@ -401,7 +401,7 @@ class FaceIndex:
             index = self._index_for(self.store.generation)
             if index.ntotal == 0:
                 return [[] for _ in embeddings]
-            scores, ids = index.search(embeddings, min(k, index.ntotal))
+            scores, ids = vec.search(index, embeddings, min(k, index.ntotal))
             described = self.store.describe_faces(np.unique(ids))
         finally:
             self.store.rollback()

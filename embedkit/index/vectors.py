@@ -67,6 +67,25 @@ def apply_search_params(index, search_params: str) -> None:
         raise EmbedkitError(f"invalid FAISS search parameters {search_params!r}: {str(exc).splitlines()[-1]}") from None
 
 
+# Below this many queries FAISS searches on one thread: OpenMP's hand-offs
+# between threads cost far more than they save for a single query.
+SINGLE_THREAD_QUERIES = 16
+
+
+def search(index, queries: np.ndarray, k: int):
+    """``index.search``, on one thread for a few queries (restoring the thread count)."""
+    import faiss
+
+    if len(queries) >= SINGLE_THREAD_QUERIES:
+        return index.search(queries, k)
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return index.search(queries, k)
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
 def index_ids(index) -> np.ndarray:
     """The ids stored in an IDMap index."""
     import faiss
