@@ -13,6 +13,7 @@ from embedkit.data.augment import augment_copies
 from embedkit.data.folders import LabelledImages
 from embedkit.data.splits import Split
 from embedkit.errors import EmbedkitError, ImageError
+from embedkit.evaluation.evaluate import central_face
 from embedkit.faces import FaceExtractor
 
 logger = logging.getLogger(__name__)
@@ -62,12 +63,14 @@ def _first_face(extractor: FaceExtractor, path: str):
     except Exception as exc:  # one odd image must not stop a long run
         logger.warning("%s: %s: %s", path, exc.__class__.__name__, exc)
         return None
-    return faces[0].crop if faces else None
+    # The labelled person is the face nearest the image centre (LFW photos often
+    # show others, sometimes larger): the rule the evaluation code uses too.
+    return faces[central_face(faces, path)].crop if faces else None
 
 
 def extract_crops(paths, extractor: FaceExtractor, workers: int | None = None,
                   progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The largest face of every image, aligned: ``(crops, kept)``.
+    """The face nearest the centre of every image, aligned: ``(crops, kept)``.
 
     ``kept`` are the indices of the paths that gave a face (unreadable
     images and images without a face are logged and left out).

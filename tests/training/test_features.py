@@ -63,3 +63,17 @@ def test_cache_features_and_source(vgg):
     np.testing.assert_allclose(feats[:2], cut.frozen(prep(crops[:2])).numpy(), rtol=1e-5, atol=1e-4)
     assert FeatureSource(features=feats).take([4, 0]).shape == (2, 2, 2, 512)
     assert FeatureSource(crops=crops, preprocessing=prep).take([1]).shape == (1, 32, 32, 3)
+
+
+def test_bridge_maps_deep_features_to_higher_boundaries(vgg):
+    from embedkit.training.features import feature_bridge, map_features
+
+    blocks = get_backbone("vgg16").blocks
+    x = np.random.default_rng(2).random((3, 32, 32, 3)).astype(np.float32)
+    deep = split_backbone(vgg, blocks, 2).frozen(x).numpy()
+    to_one = map_features(feature_bridge(vgg, blocks, 2, 1), deep)
+    np.testing.assert_allclose(to_one, split_backbone(vgg, blocks, 1).frozen(x).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(map_features(feature_bridge(vgg, blocks, 2, 0), deep), vgg(x).numpy(),
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="bridge"):
+        feature_bridge(vgg, blocks, 1, 2)
