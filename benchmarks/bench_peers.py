@@ -347,8 +347,14 @@ def markdown(results: dict, command: str) -> str:
         "### Peers: same LFW pairs, same metrics code, same run",
         "",
         f"{results['n_pairs']} pairs of `lfw/pairs.txt` (folds 1-{results['n_folds']}), {results['n_images']} photos. "
-        "Each fold scored at the best threshold of the other folds. images/s: each tool embedding the photos one "
-        "at a time in its own loop (embedkit: its FacePipeline); the machine was shared with other jobs.",
+        + ("Each fold scored at the best threshold of the other folds. " if results["n_folds"] > 1 else
+           "One LFW fold, so accuracy is cross-validated over 10 splits of its pairs stratified by same/different "
+           "(threshold from the other 9 splits). ")
+        + "A photo where a tool found no face scores its pairs as 'different' (deepface embeds the whole photo "
+        "instead). images/s: each tool embedding the photos in its own loop (embedkit: its FacePipeline); the "
+        "machine was shared with other jobs, which slows all three alike"
+        + (f" (1-minute load average {', then '.join(f'{x:.1f}' for x in results['load_average'])} on "
+           f"{os.cpu_count()} cores)." if results.get("load_average") else "."),
         "",
         __import__("benchmarks.results", fromlist=["markdown_table"]).markdown_table(rows),
     ]
@@ -390,6 +396,8 @@ def main(argv=None) -> int:
     parser.add_argument("--find-photos", type=int, default=1000, help="Folder size for the find test (0: skip).")
     parser.add_argument("--find-queries", type=int, default=20)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--rewrite", action="store_true",
+                        help="Only re-render the RESULTS.md section from benchmarks/results/peers.json.")
     parser.add_argument("--worker", choices=["dlib", "deepface", "check-deepface", "find"], help=argparse.SUPPRESS)
     parser.add_argument("--paths-file", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -399,6 +407,13 @@ def main(argv=None) -> int:
         return run_worker(args)
     if args.setup:
         setup(args.venv)
+        return 0
+    if args.rewrite:
+        sys.path.insert(0, str(HERE.parents[1]))
+        from benchmarks.results import RESULTS_JSON_DIR, write_section
+
+        saved = json.loads((RESULTS_JSON_DIR / "peers.json").read_text())["results"]
+        write_section("peers", markdown(saved, saved["command"]))
         return 0
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -420,7 +435,7 @@ def main(argv=None) -> int:
     paths = list(dict.fromkeys(str(args.images / q) for p in pairs for q in (p.path_a, p.path_b)))
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
     results = {"n_pairs": len(pairs), "n_folds": len({p.fold for p in pairs}), "n_images": len(paths),
-               "command": command, "accuracy": {}}
+               "command": command, "accuracy": {}, "load_average": [round(os.getloadavg()[0], 2)]}
 
     def save():
         if not args.no_write:
@@ -450,6 +465,7 @@ def main(argv=None) -> int:
             results["find"] = find_benchmark(args.venv, pipeline, photos[::step][: args.find_photos],
                                              args.find_queries, work)
             print("find:", results["find"], flush=True)
+        results["load_average"].append(round(os.getloadavg()[0], 2))
         save()
     if args.no_write:
         print(markdown(results, command))
