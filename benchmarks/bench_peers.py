@@ -146,8 +146,8 @@ def worker_find(db: str, queries: list[str], out: Path) -> None:
     """Seconds of DeepFace.find per query (the first call, which builds the datastore, apart)."""
     from deepface import DeepFace
 
-    kwargs = dict(db_path=db, model_name="Facenet", detector_backend="opencv", enforce_detection=False,
-                  normalization="Facenet", silent=True)
+    kwargs = {"db_path": db, "model_name": "Facenet", "detector_backend": "opencv", "enforce_detection": False,
+              "normalization": "Facenet", "silent": True}
     started = time.perf_counter()
     DeepFace.find(img_path=queries[0], **kwargs)
     build = time.perf_counter() - started

@@ -146,11 +146,11 @@ def _pair_scores(vectors: dict[str, np.ndarray], paths_a: list[str], paths_b: li
     return scores, missing
 
 
-def _cv_folds(fold: np.ndarray, same: np.ndarray, n_folds: int = 10) -> tuple[np.ndarray | None, str]:
-    """The pairs' own folds if there are two or more, else None (stratified split)."""
+def _cv_folds(fold: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """The pairs' own folds if there are two or more, else None (10 splits stratified by same/different)."""
     if np.unique(fold).size >= 2:
         return fold, "given"
-    logger.info("pairs come from one fold; cross-validating over %d stratified folds instead", n_folds)
+    logger.info("pairs come from one fold; cross-validating over 10 stratified splits instead")
     return None, "stratified"
 
 
@@ -189,7 +189,7 @@ def evaluate_pairs(pipeline, pairs, images_root, folds: int | None = None,
 
     scores, missing = _pair_scores(embedded.vectors, paths_a, paths_b)
     same = np.array([p.same for p in pairs], dtype=bool)
-    pair_folds, fold_source = _cv_folds(np.array([p.fold for p in pairs]), same)
+    pair_folds, fold_source = _cv_folds(np.array([p.fold for p in pairs]))
     report = verification_report(scores, same, folds=pair_folds)
     report.update(fold_source=fold_source, pairs_with_missing=missing, **embedded.summary())
     if keep_scores:
@@ -286,7 +286,7 @@ def evaluate_folder(pipeline, root, n_pairs: int = 3000, seed: int = 0, ks=(1, 5
         "retrieval": retrieval,
         "groups": groups,
         "images": {**embedded.summary(), "n_people": images.n_people, "layout": images.layout,
-                   "augmented_copies": copies, "n_items": int(len(paths))},
+                   "augmented_copies": copies, "n_items": len(paths)},
         **({"scores": scores, "same": same} if keep_scores else {}),
     }
 
