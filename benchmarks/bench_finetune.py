@@ -3,15 +3,18 @@
 Protocols (each writes its own section of benchmarks/RESULTS.md and
 benchmarks/results/finetune_<name>.json):
 
-* ``utkface``: one photo per person, 2,000 UTKFace photos, 8 augmented copies
-  each; identity-disjoint 70/15/15 split. ``simple`` trained from scratch (the
-  original project reached about 67% pair accuracy), then ``facenet``
-  fine-tuned on the same protocol.
+* ``utkface``: one photo per person, 2,000 UTKFace photos, augmented copies
+  of each (8 for ``simple``, 4 for ``facenet`` by default: its features are
+  cached per copy); identity-disjoint 70/15/15 split; test pairs are two
+  different copies of one held-out photo (same) or copies of two held-out
+  people (different). ``simple`` trained from scratch (the original project
+  reached about 67% pair accuracy), then ``facenet`` fine-tuned.
 * ``att``: AT&T, ``facenet`` fine-tuned on 30 people (24 train + 6 validation),
   tested on the other 10.
 * ``lfw``: ``facenet`` fine-tuned on the people of folds 1-9 of LFW's
   ``pairs.txt`` (a tenth of them for validation), tested on fold 10's official
-  600 pairs, pretrained against fine-tuned.
+  600 pairs, pretrained against fine-tuned, at the threshold chosen on the
+  other folds' official pairs and at the model's own threshold.
 
 Usage: ``python benchmarks/bench_finetune.py [utkface] [att] [lfw]`` (all by
 default). Models and reports go to ``benchmarks/out/finetune/``.

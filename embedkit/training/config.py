@@ -29,7 +29,9 @@ class FinetuneConfig:
         center_crop: without detection, the central fraction of each image kept.
         val_people, test_people: people held out for validation (early
             stopping, threshold) and for the final test; a fraction (< 1) or
-            a count.
+            a count. With ``one_photo_per_person`` (and 2 or more copies) their
+            pairs are made of augmented copies only: a held-out "same" pair
+            is two different copies of one photo.
         seed: seeds the split, augmentation and pair sampling.
 
     Model:
@@ -55,8 +57,8 @@ class FinetuneConfig:
         margin: contrastive margin, in Euclidean distance between unit vectors
             (1.4: different people pushed to about orthogonal).
         batch_size: pairs per step.
-        pairs_per_epoch: pairs drawn afresh each epoch; 0 = 10 per training
-            image, at least 2,000 and at most 60,000.
+        pairs_per_epoch: pairs drawn afresh each epoch; 0 = 5 per training
+            crop, at least 2,000 and at most 30,000.
         hard_negatives: fraction of the different-person pairs that are hard
             negatives (nearest other-person faces under the current model),
             mined again each epoch.

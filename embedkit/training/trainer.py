@@ -12,7 +12,8 @@ train in up to two phases:
 Training from scratch (``unfreeze = -1``, the default for random weights) is
 one phase over preprocessed crops. Both faces of a pair go through the same
 network (shared weights). After each epoch the validation pairs are scored;
-whenever they improve, the encoder is saved to the output folder (each file
+whenever their ROC AUC (at an equal AUC, their accuracy) improves on the best
+so far, starting model included, the encoder is saved to the output folder (each file
 replaced atomically) with a threshold calibrated on them, so an interrupted
 run leaves the best model so far usable. At the end the test people are
 scored with the encoder before training and the saved one, as text, JSON and
@@ -175,7 +176,9 @@ def _val_metrics(emb, pairs, margin) -> dict:
 
 
 def _key(metrics: dict) -> tuple:
-    return (round(metrics["val_auc"], 5), round(metrics["val_accuracy"], 4), -round(metrics["val_loss"], 6))
+    # Verification only: a lower validation loss alone does not replace the model
+    # (over pretrained weights it falls while test accuracy drops, e.g. AT&T).
+    return (round(metrics["val_auc"], 5), round(metrics["val_accuracy"], 4))
 
 
 def _epoch_pairs(labels: np.ndarray, n_pairs: int, seed: int, hard_fraction: float, trainable, source, train_idx):
