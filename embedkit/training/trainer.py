@@ -353,6 +353,7 @@ def finetune(config: FinetuneConfig, images: LabelledImages | None = None, split
     # -- report on the test people --------------------------------------------------------------
     timings["total_train_s"] = time.perf_counter() - started
     saved = Encoder.load(out)
+    saved.metadata["history"] = history  # every epoch, not only those up to the best one
     after_test = saved.encode(faces.crops[test_idx])
     ia, ib, same = test_pairs
     before_scores, after_scores = _pair_scores(before_test, ia, ib), _pair_scores(after_test, ia, ib)
