@@ -13,7 +13,7 @@ Each configuration is a face-finding setting: ``yunet`` / ``mtcnn``
 deep-funneled 250x250 photo).
 
     python benchmarks/bench_lfw.py                        # pretrained facenet
-    python benchmarks/bench_lfw.py --configs yunet,mtcnn,cc0.6,cc0.7,cc0.8
+    python benchmarks/bench_lfw.py --configs yunet,cc0.4,cc0.5
     python benchmarks/bench_lfw.py --model models/ft      # a fine-tuned model
     python benchmarks/bench_lfw.py --folds 1 --configs yunet   # quick check
     python benchmarks/bench_lfw.py --configs mtcnn --append    # add a row to the last run's
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
     parser.add_argument("--backbone", default="facenet")
     parser.add_argument("--model", type=Path, default=None, help="A fine-tuned model folder.")
-    parser.add_argument("--configs", default="yunet,cc0.6,cc0.7,cc0.8",
+    parser.add_argument("--configs", default="yunet,mtcnn,cc0.5,cc0.6,cc0.7",
                         help="Comma-separated: yunet, mtcnn, ccF (no detection, central fraction F).")
     parser.add_argument("--folds", type=int, default=None, help="Only the first K folds (quick check).")
     parser.add_argument("--flip", action="store_true", help="Also embed mirror images.")
