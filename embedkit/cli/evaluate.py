@@ -89,8 +89,11 @@ def command(pairs_file, images_dir, data_dir, one_photo, folds, n_pairs, seed, k
     summary = {key: value for key, value in verification.items() if key not in ("errors", "no_face")}
     data = {**summary, **({"rank1": extra["retrieval"]["rank1"]} if extra else {}), **extra,
             "model_id": pipeline.encoder.model_id, "source": source}
-    if pairs_file:
-        data["errors"] = verification.get("errors", [])
+    errors = verification.get("errors", []) if pairs_file else extra["images"].get("errors", [])
+    data["errors"] = errors
+    if not as_json:
+        for error in errors:
+            click.echo(f"skipped {error['path']}: {error['reason']}", err=True)
     emit(as_json, data, _text(verification, extra, plot_path))
 
 

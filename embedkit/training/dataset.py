@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,6 +31,7 @@ class FaceSet:
         part: ``"train"``, ``"val"`` or ``"test"`` for each crop.
         source: index into the photo list the crop came from.
         augmented: True for augmented copies.
+        skipped: ``{"path", "reason"}`` for photos left out (unreadable, no face).
     """
 
     crops: np.ndarray
@@ -38,6 +39,7 @@ class FaceSet:
     part: np.ndarray
     source: np.ndarray
     augmented: np.ndarray
+    skipped: list = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -55,25 +57,30 @@ class FaceSet:
 
 
 def _first_face(extractor: FaceExtractor, path: str):
+    """``(crop, None)`` or ``(None, reason)``; each reason is logged as one line."""
     try:
         faces = extractor.from_file(path)
     except ImageError as exc:
-        logger.warning("%s", exc)
-        return None
+        reason = exc.reason
     except Exception as exc:  # one odd image must not stop a long run
-        logger.warning("%s: %s: %s", path, exc.__class__.__name__, exc)
-        return None
-    # The labelled person is the face nearest the image centre (LFW photos often
-    # show others, sometimes larger): the rule the evaluation code uses too.
-    return faces[central_face(faces, path)].crop if faces else None
+        reason = f"{exc.__class__.__name__}: {exc}"
+    else:
+        if faces:
+            # The labelled person is the face nearest the image centre (LFW photos often
+            # show others, sometimes larger): the rule the evaluation code uses too.
+            return faces[central_face(faces, path)].crop, None
+        reason = "no face found"
+    logger.warning("skipped %s: %s", path, reason)
+    return None, reason
 
 
 def extract_crops(paths, extractor: FaceExtractor, workers: int | None = None,
-                  progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                  progress: bool = False, skipped: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The face nearest the centre of every image, aligned: ``(crops, kept)``.
 
     ``kept`` are the indices of the paths that gave a face (unreadable
-    images and images without a face are logged and left out).
+    images and images without a face are logged and left out, and added to
+    ``skipped`` as ``{"path", "reason"}`` when a list is given).
     """
     from tqdm.auto import tqdm
 
@@ -83,10 +90,12 @@ def extract_crops(paths, extractor: FaceExtractor, workers: int | None = None,
     found = np.zeros(len(paths), dtype=bool)
     with ThreadPoolExecutor(workers, thread_name_prefix="embedkit-crops") as pool, \
             tqdm(total=len(paths), desc="faces", unit="img", disable=not progress, leave=False) as bar:
-        for i, crop in enumerate(pool.map(lambda p: _first_face(extractor, p), paths)):
+        for i, (crop, reason) in enumerate(pool.map(lambda p: _first_face(extractor, p), paths)):
             if crop is not None:
                 crops[i] = crop
                 found[i] = True
+            elif skipped is not None:
+                skipped.append({"path": str(paths[i]), "reason": reason})
             bar.update()
     kept = np.flatnonzero(found)
     if kept.size < len(paths):
@@ -99,7 +108,8 @@ def build_face_set(images: LabelledImages, split: Split, extractor: FaceExtracto
     """Crops of the split's people, plus ``copies`` augmented copies of each photo."""
     part_of = split.part_of(images.labels)
     keep = np.flatnonzero(part_of != "")
-    crops, kept = extract_crops([images.paths[i] for i in keep], extractor, workers, progress)
+    skipped: list[dict] = []
+    crops, kept = extract_crops([images.paths[i] for i in keep], extractor, workers, progress, skipped)
     source = keep[kept]
     labels = images.labels[source]
     augmented = np.zeros(len(source), dtype=bool)
@@ -109,7 +119,7 @@ def build_face_set(images: LabelledImages, split: Split, extractor: FaceExtracto
         source = np.concatenate([source, source[origin]])
         labels = np.concatenate([labels, labels[origin]])
         augmented = np.concatenate([augmented, np.ones(len(origin), dtype=bool)])
-    faces = FaceSet(crops, labels.astype(np.int64), part_of[source].astype(str), source, augmented)
+    faces = FaceSet(crops, labels.astype(np.int64), part_of[source].astype(str), source, augmented, skipped)
     for part in ("train", "val", "test"):
         if np.unique(faces.labels[faces.indices(part)]).size < 2:
             raise EmbedkitError(

@@ -371,6 +371,8 @@ def finetune(config: FinetuneConfig, images: LabelledImages | None = None, split
         "identity_head_init": identity,
         "split": split.summary(),
         "crops": faces.counts(),
+        "n_skipped": len(faces.skipped),
+        "skipped": faces.skipped,
         "phases": phase_times,
         "timings": timings,
         "model_id": saved.model_id,
@@ -427,4 +429,6 @@ def format_report(report: dict) -> str:
     for phase in report["phases"]:
         lines.append(f"phase {phase['phase']}: {phase['epochs_run']} epochs, {phase['mean_epoch_seconds']:.2f} s/epoch, "
                      f"features {tuple(phase['feature_shape'])} cached in {phase['cache_seconds']:.1f} s")
+    if report.get("n_skipped"):
+        lines.append(f"{report['n_skipped']} photos skipped (unreadable or no face; listed above and in the JSON)")
     return "\n".join(lines)

@@ -79,3 +79,16 @@ def test_needs_exactly_one_source(att_subset, lfw_dir):
     assert result.exit_code == 2 and "either --pairs" in result.output
     result = CliRunner().invoke(main, ["evaluate", "--pairs", str(lfw_dir.parent / "pairs.txt"), *TINY])
     assert result.exit_code == 2 and "--images" in result.output
+
+
+def test_unreadable_photos_get_one_line_each_and_are_counted(att_subset):
+    (att_subset / "s1" / "broken.jpg").write_text("not an image")
+    (att_subset / "s2" / "empty.pgm").write_bytes(b"")
+    text = run(["evaluate", "--data", str(att_subset), "--n-pairs", "60", *TINY])
+    assert text.exit_code == 0, text.output
+    lines = [line for line in text.stderr.splitlines() if line.startswith("skipped ")]
+    assert len(lines) == 2
+    assert any("broken.jpg: not an image" in line for line in lines)
+    assert any("empty.pgm: empty file" in line for line in lines)
+    data = json.loads(run(["evaluate", "--data", str(att_subset), "--n-pairs", "60", "--json", *TINY]).stdout)
+    assert len(data["errors"]) == 2

@@ -48,3 +48,24 @@ def test_bad_options_are_one_line_errors(data, tmp_path):
     assert result.exit_code == 2 and "number of blocks" in result.output
     result = runner.invoke(main, ["finetune", "--data", str(data), "--out", str(tmp_path / "m"), "--margin", "0"])
     assert result.exit_code == 2 and "margin" in result.output
+
+
+def test_bad_photos_are_skipped_counted_and_named(data, tmp_path):
+    from PIL import Image
+
+    (data / "s1" / "empty.jpg").write_bytes(b"")
+    (data / "s2" / "notes.jpg").write_text("not an image")
+    Image.new("RGB", (1, 1)).save(data / "s3" / "dot.png")
+    out = tmp_path / "model"
+    result = CliRunner().invoke(main, [
+        "finetune", "--backbone", "simple", "--data", str(data), "--out", str(out), "--epochs", "1",
+        "--input-size", "32", "--no-detect", "--val-people", "2", "--test-people", "2", "--pairs-per-epoch", "64",
+        "--eval-pairs", "40", "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    skipped = {Path(s["path"]).name: s["reason"] for s in report["skipped"]}
+    assert report["n_skipped"] == 3
+    assert "empty file" in skipped["empty.jpg"] and "not an image" in skipped["notes.jpg"]
+    assert "too small" in skipped["dot.png"]
+    assert (out / "embedkit_model.json").is_file()
