@@ -23,13 +23,15 @@ def data(tmp_path):
     return tmp_path / "data"
 
 
+def tiny_finetune_args(data, out):
+    return ["finetune", "--backbone", "simple", "--data", str(data), "--out", str(out), "--epochs", "1",
+            "--input-size", "32", "--no-detect", "--val-people", "2", "--test-people", "2", "--pairs-per-epoch", "64",
+            "--eval-pairs", "40", "--json"]
+
+
 def test_finetune_json(data, tmp_path):
     out = tmp_path / "model"
-    result = CliRunner().invoke(main, [
-        "finetune", "--backbone", "simple", "--data", str(data), "--out", str(out), "--epochs", "1",
-        "--input-size", "32", "--no-detect", "--val-people", "2", "--test-people", "2", "--pairs-per-epoch", "64",
-        "--eval-pairs", "40", "--json",
-    ])
+    result = CliRunner().invoke(main, tiny_finetune_args(data, out))
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["out"] == str(out) and report["backbone"] == "simple"
@@ -57,11 +59,7 @@ def test_bad_photos_are_skipped_counted_and_named(data, tmp_path):
     (data / "s2" / "notes.jpg").write_text("not an image")
     Image.new("RGB", (1, 1)).save(data / "s3" / "dot.png")
     out = tmp_path / "model"
-    result = CliRunner().invoke(main, [
-        "finetune", "--backbone", "simple", "--data", str(data), "--out", str(out), "--epochs", "1",
-        "--input-size", "32", "--no-detect", "--val-people", "2", "--test-people", "2", "--pairs-per-epoch", "64",
-        "--eval-pairs", "40", "--json",
-    ])
+    result = CliRunner().invoke(main, tiny_finetune_args(data, out))
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     skipped = {Path(s["path"]).name: s["reason"] for s in report["skipped"]}
