@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from embedkit.backbones.preprocessing import Preprocessing
-from embedkit.backbones.registry import PRETRAINED, RANDOM, BackboneSpec, register_backbone
-from embedkit.backbones.weights import PinnedWeights, ensure_weights, local_weights_file
+from embedkit.backbones.registry import BackboneSpec, register_backbone
+from embedkit.backbones.weights import PinnedWeights, ensure_weights, load_weights_into
 from embedkit.errors import WeightsError
 
 FACENET_WEIGHTS = PinnedWeights(
@@ -48,12 +48,7 @@ def _inception_resnet_v1(input_size: int, classes: int):
 
 
 def _build_facenet(weights: str, input_size: int):
-    model = _inception_resnet_v1(input_size, 128)
-    if weights == PRETRAINED:
-        model.load_weights(str(ensure_weights(FACENET_WEIGHTS)))
-    elif weights != RANDOM:
-        model.load_weights(str(local_weights_file(weights)))
-    return model
+    return load_weights_into(_inception_resnet_v1(input_size, 128), weights, lambda: ensure_weights(FACENET_WEIGHTS))
 
 
 def _facenet512_weights() -> Path:
@@ -77,12 +72,7 @@ def _facenet512_weights() -> Path:
 
 
 def _build_facenet512(weights: str, input_size: int):
-    model = _inception_resnet_v1(input_size, 512)
-    if weights == PRETRAINED:
-        model.load_weights(str(_facenet512_weights()))
-    elif weights != RANDOM:
-        model.load_weights(str(local_weights_file(weights)))
-    return model
+    return load_weights_into(_inception_resnet_v1(input_size, 512), weights, _facenet512_weights)
 
 
 register_backbone(

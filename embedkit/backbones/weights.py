@@ -177,3 +177,13 @@ def local_weights_file(path: str) -> Path:
     if not p.is_file():
         raise WeightsError(f"{p}: weights file not found")
     return p
+
+
+def load_weights_into(model, weights: str, pretrained_file):
+    """Load ``weights`` into ``model``: ``"pretrained"`` (the file ``pretrained_file()``
+    returns), ``"random"`` (leave as initialised) or a local weights file path."""
+    if weights == "pretrained":
+        model.load_weights(str(pretrained_file()))
+    elif weights != "random":
+        model.load_weights(str(local_weights_file(weights)))
+    return model

@@ -7,7 +7,6 @@ batch, so a test can kill the process part-way through an index run.
 """
 
 import os
-import sys
 import time
 
 from tests.robustness.bad_inputs import deny_reads
