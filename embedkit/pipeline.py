@@ -3,8 +3,6 @@ threads while the encoder embeds batches gathered across files."""
 
 from __future__ import annotations
 
-import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
@@ -12,10 +10,8 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from embedkit.encoder import Encoder
-from embedkit.errors import ImageError
 from embedkit.faces import Face, FaceExtractor
-
-logger = logging.getLogger(__name__)
+from embedkit.faces.extract import default_workers
 
 
 @dataclass
@@ -30,10 +26,6 @@ class FileFaces:
     faces: list[Face] = field(default_factory=list)
     embeddings: np.ndarray | None = None
     error: str | None = None
-
-
-def _default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
 
 
 class FacePipeline:
@@ -55,17 +47,12 @@ class FacePipeline:
         if self.extractor.size != encoder.input_size:
             raise ValueError(f"extractor makes {self.extractor.size}px crops, encoder wants {encoder.input_size}px")
         self.batch_size = batch_size
-        self.workers = workers or _default_workers()
+        self.workers = workers or default_workers()
         self.flip = flip
 
     def _extract(self, path) -> FileFaces:
-        try:
-            return FileFaces(str(path), self.extractor.from_file(path))
-        except ImageError as exc:
-            return FileFaces(str(path), error=exc.reason)
-        except Exception as exc:  # a detector failure on one odd image must not stop the run
-            logger.debug("failed on %s", path, exc_info=True)
-            return FileFaces(str(path), error=f"{exc.__class__.__name__}: {exc}")
+        faces, reason = self.extractor.try_file(path)
+        return FileFaces(str(path), faces, error=reason)
 
     def embed_files(self, paths: Iterable) -> Iterator[FileFaces]:
         """Yield a :class:`FileFaces` for every path, in order, with embeddings filled in."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +11,15 @@ import numpy as np
 
 from embedkit.faces.align import align_face, box_crop, center_crop
 from embedkit.faces.detect import DEFAULT_DETECTOR, get_detector
+from embedkit.errors import ImageError
 from embedkit.faces.io import read_image
+
+logger = logging.getLogger(__name__)
+
+
+def default_workers() -> int:
+    """Threads for reading and detecting: one per core, at most four."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass
@@ -75,3 +85,16 @@ class FaceExtractor:
     def from_file(self, path: str | Path) -> list[Face]:
         """Faces in the image at ``path``; raises ImageError if it cannot be read."""
         return self.from_image(read_image(path), str(path))
+
+    def try_file(self, path: str | Path) -> tuple[list[Face], str | None]:
+        """``(faces, None)``, or ``([], reason)`` if the file cannot be used.
+
+        A detector failure on one odd image is a reason too, so long runs go on.
+        """
+        try:
+            return self.from_file(path), None
+        except ImageError as exc:
+            return [], exc.reason
+        except Exception as exc:
+            logger.debug("failed on %s", path, exc_info=True)
+            return [], f"{exc.__class__.__name__}: {exc}"

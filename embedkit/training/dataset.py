@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -12,9 +11,10 @@ import numpy as np
 from embedkit.data.augment import augment_copies
 from embedkit.data.folders import LabelledImages
 from embedkit.data.splits import Split
-from embedkit.errors import EmbedkitError, ImageError
+from embedkit.errors import EmbedkitError
 from embedkit.evaluation.evaluate import central_face
 from embedkit.faces import FaceExtractor
+from embedkit.faces.extract import default_workers
 
 logger = logging.getLogger(__name__)
 
@@ -58,18 +58,12 @@ class FaceSet:
 
 def _first_face(extractor: FaceExtractor, path: str):
     """``(crop, None)`` or ``(None, reason)``; each reason is logged as one line."""
-    try:
-        faces = extractor.from_file(path)
-    except ImageError as exc:
-        reason = exc.reason
-    except Exception as exc:  # one odd image must not stop a long run
-        reason = f"{exc.__class__.__name__}: {exc}"
-    else:
-        if faces:
-            # The labelled person is the face nearest the image centre (LFW photos often
-            # show others, sometimes larger): the rule the evaluation code uses too.
-            return faces[central_face(faces, path)].crop, None
-        reason = "no face found"
+    faces, reason = extractor.try_file(path)
+    if faces:
+        # The labelled person is the face nearest the image centre (LFW photos often
+        # show others, sometimes larger): the rule the evaluation code uses too.
+        return faces[central_face(faces, path)].crop, None
+    reason = reason or "no face found"
     logger.warning("skipped %s: %s", path, reason)
     return None, reason
 
@@ -85,7 +79,7 @@ def extract_crops(paths, extractor: FaceExtractor, workers: int | None = None,
     from tqdm.auto import tqdm
 
     paths = list(paths)
-    workers = workers or max(1, min(4, os.cpu_count() or 1))
+    workers = workers or default_workers()
     crops = np.zeros((len(paths), extractor.size, extractor.size, 3), dtype=np.uint8)
     found = np.zeros(len(paths), dtype=bool)
     with ThreadPoolExecutor(workers, thread_name_prefix="embedkit-crops") as pool, \
