@@ -32,7 +32,8 @@ def encoder_options(func):
                   help="Images are already face crops: skip detection.")
     @click.option("--center-crop", default=None, type=click.FloatRange(0.05, 1.0),
                   help="With --no-detect: keep this central fraction of the image (default 1.0).")
-    @click.option("--flip", is_flag=True, help="Also embed mirror images (slower, may be more accurate).")
+    @click.option("--flip", is_flag=True, default=None,
+                  help="Also embed mirror images (slower, may be more accurate).")
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         return func(*args, **kwargs)
@@ -43,7 +44,7 @@ def encoder_options(func):
 RANDOM_WEIGHTS_SEED = 0
 
 PIPELINE_DEFAULTS = {"backbone": None, "model_dir": None, "weights": "pretrained", "detector": "yunet",
-                     "no_detect": False, "center_crop": 1.0}
+                     "no_detect": False, "center_crop": 1.0, "flip": False}
 
 
 def pipeline_source(options: dict, stored: dict | None = None) -> dict:
@@ -82,7 +83,7 @@ def make_pipeline(options: dict, stored: dict | None = None, batch_size: int = 6
     encoder = load_encoder(source["model_dir"], source["backbone"], source["weights"] or "pretrained")
     detector = None if source["no_detect"] else source["detector"]
     extractor = FaceExtractor(encoder.input_size, detector, source["center_crop"])
-    return FacePipeline(encoder, extractor, batch_size=batch_size, flip=bool(options.get("flip"))), source
+    return FacePipeline(encoder, extractor, batch_size=batch_size, flip=bool(source["flip"])), source
 
 
 def emit(as_json: bool, data, text: str | None = None) -> None:
