@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -50,6 +51,23 @@ CREATE TABLE IF NOT EXISTS faces (
 );
 CREATE INDEX IF NOT EXISTS faces_sha ON faces(sha256);
 """
+
+
+def to_db_text(text: str | None):
+    """A path or label as SQLite keeps it: text when it is valid UTF-8, else its
+    raw bytes (a BLOB), so names from other systems are stored losslessly."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:  # lone surrogates: bytes that were not UTF-8 in the file name
+        return os.fsencode(text)
+
+
+def from_db_text(value) -> str | None:
+    """The inverse of :func:`to_db_text` (raw bytes come back as ``os.fsdecode`` gives them)."""
+    return os.fsdecode(bytes(value)) if isinstance(value, (bytes, memoryview)) else value
 
 
 @dataclass
@@ -163,7 +181,10 @@ class MetadataStore:
         rows = self.db.execute(
             "SELECT path, sha256, size, mtime_ns FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
         ).fetchall()
-        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+        byte_prefix = os.fsencode(prefix)
+        rows += [row for row in self.db.execute(
+            "SELECT path, sha256, size, mtime_ns FROM files WHERE typeof(path) = 'blob'") if row[0].startswith(byte_prefix)]
+        return {from_db_text(r[0]): (r[1], r[2], r[3]) for r in rows}
 
     def has_content(self, sha256: str) -> bool:
         return self.db.execute("SELECT 1 FROM contents WHERE sha256 = ?", (sha256,)).fetchone() is not None
@@ -171,7 +192,7 @@ class MetadataStore:
     def upsert_file(self, path: str, sha256: str, size: int, mtime_ns: int, label: str | None) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO files(path, sha256, size, mtime_ns, label, indexed_at) VALUES (?,?,?,?,?,?)",
-            (path, sha256, size, mtime_ns, label, time.time()),
+            (to_db_text(path), sha256, size, mtime_ns, to_db_text(label), time.time()),
         )
 
     def add_content(self, sha256: str, faces, vectors: np.ndarray) -> list[int]:
@@ -188,7 +209,7 @@ class MetadataStore:
         return ids
 
     def remove_file(self, path: str) -> None:
-        self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+        self.db.execute("DELETE FROM files WHERE path = ?", (to_db_text(path),))
 
     def orphan_face_ids(self) -> list[int]:
         """Faces whose image content no file points at any more."""
@@ -239,7 +260,7 @@ class MetadataStore:
         for path, sha, label in self.db.execute(
             f"SELECT path, sha256, label FROM files WHERE sha256 IN ({smarks}) ORDER BY path", shas
         ):
-            files.setdefault(sha, []).append((path, label))
+            files.setdefault(sha, []).append((from_db_text(path), from_db_text(label)))
         out = {}
         for fid, sha, face_no, x, y, w, h, score in faces:
             where = files.get(sha, [])
@@ -264,7 +285,7 @@ class MetadataStore:
     def dangling_files(self) -> list[str]:
         """Files whose content was never recorded (should not happen)."""
         rows = self.db.execute("SELECT path FROM files WHERE sha256 NOT IN (SELECT sha256 FROM contents)")
-        return [r[0] for r in rows]
+        return [from_db_text(r[0]) for r in rows]
 
     def bad_vectors(self, dim: int) -> list[int]:
         bad = []
