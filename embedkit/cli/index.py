@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import click
 
 from embedkit.cli.common import emit, encoder_options, make_pipeline, report_errors
@@ -15,6 +17,16 @@ def open_index(index_dir, create: bool):
 
     folder = index_dir or paths.default_index_dir()
     return FaceIndex.create(folder) if create else FaceIndex.open(folder)
+
+
+def check_new_index_settings(index_dir, factory, search_params, dim) -> None:
+    """Bad --factory or --search-params for a new index: an error before its folder is made."""
+    from embedkit import paths
+    from embedkit.index.face_index import STORE_FILE
+    from embedkit.index.vectors import DEFAULT_FACTORY, check_settings
+
+    if not (Path(index_dir or paths.default_index_dir()) / STORE_FILE).exists():
+        check_settings(factory or DEFAULT_FACTORY, search_params or "", dim)
 
 
 def _stored_source(index_dir) -> dict:
@@ -60,8 +72,6 @@ def command(folder, index_dir, labels, factory, search_params, batch_size, verif
         return
     if folder is None:
         raise click.UsageError("give a FOLDER of images to index (or --verify)")
-    from pathlib import Path
-
     if not Path(folder).is_dir():
         raise click.ClickException(f"{printable(folder)}: not a folder (give a folder of images)")
     from tqdm import tqdm
@@ -69,6 +79,7 @@ def command(folder, index_dir, labels, factory, search_params, batch_size, verif
     # The model is loaded before the index is touched: a bad --backbone or
     # --model must leave no new or changed index behind.
     pipeline, source = make_pipeline(options, _stored_source(index_dir), batch_size)
+    check_new_index_settings(index_dir, factory, search_params, pipeline.encoder.embedding_dim)
     with open_index(index_dir, create=True) as index:
         bar = None
 

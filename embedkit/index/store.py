@@ -162,13 +162,40 @@ class MetadataStore:
     def info(self) -> dict:
         return dict(self.db.execute("SELECT key, value FROM info").fetchall())
 
+    def get_int(self, key: str, default: int | None = None) -> int | None:
+        """A whole-number setting; a damaged value is an IndexStoreError naming it."""
+        value = self.get_info(key)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = -1
+        if number < 0:
+            raise self.damaged(key, value, "not a whole number")
+        return number
+
+    def get_json(self, key: str, default=None):
+        """A JSON setting; a damaged value is an IndexStoreError naming it."""
+        value = self.get_info(key)
+        if value is None:
+            return default
+        try:
+            return json.loads(value)
+        except (TypeError, ValueError):
+            raise self.damaged(key, value, "not valid JSON") from None
+
+    def damaged(self, key: str, value, why: str) -> IndexStoreError:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        return IndexStoreError(f"{self.path}: damaged index database: {key} is {shown}, {why}")
+
     def set_info_many(self, values: dict) -> None:
         self.db.executemany("INSERT OR REPLACE INTO info(key, value) VALUES (?, ?)",
                             [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in values.items()])
 
     @property
     def generation(self) -> int:
-        return int(self.get_info("generation", "0"))
+        return self.get_int("generation", 0)
 
     def bump_generation(self) -> int:
         new = self.generation + 1
@@ -237,6 +264,11 @@ class MetadataStore:
     def all_vectors(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """All face ids and their vectors, ids ascending."""
         rows = self.db.execute("SELECT id, vector FROM faces ORDER BY id").fetchall()
+        for face_id, blob in rows:
+            if not isinstance(blob, bytes) or len(blob) != dim * 4:
+                raise IndexStoreError(
+                    f"{self.path}: damaged index database: the vector of face {face_id} is not {dim} float32 "
+                    f"numbers; run `embedkit index --verify --repair`")
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
         return ids, vectors
@@ -282,6 +314,20 @@ class MetadataStore:
         rows = dict(self.db.execute(f"SELECT id, vector FROM faces WHERE id IN ({marks})", ids).fetchall())
         return np.stack([np.frombuffer(rows[i], np.float32) for i in ids])
 
+    def record_vectors(self, record: dict) -> None:
+        """Remember which FAISS file (checksum, type, size) belongs to which generation."""
+        self.begin_write()
+        try:
+            self.set_info_many({"vectors": json.dumps(record)})
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+
+    def vectors_record(self) -> dict | None:
+        record = self.get_json("vectors")
+        return record if isinstance(record, dict) else None
+
     def dangling_files(self) -> list[str]:
         """Files whose content was never recorded (should not happen)."""
         rows = self.db.execute("SELECT path FROM files WHERE sha256 NOT IN (SELECT sha256 FROM contents)")
@@ -290,10 +336,13 @@ class MetadataStore:
     def bad_vectors(self, dim: int) -> list[int]:
         bad = []
         for fid, blob in self.db.execute("SELECT id, vector FROM faces"):
-            vec = np.frombuffer(blob, np.float32) if len(blob) == dim * 4 else None
+            vec = np.frombuffer(blob, np.float32) if isinstance(blob, bytes) and len(blob) == dim * 4 else None
             if vec is None or not np.isfinite(vec).all() or abs(float(vec @ vec) - 1.0) > 1e-3:
                 bad.append(fid)
         return bad
 
-    def delete_faces(self, ids) -> None:
-        self.db.executemany("DELETE FROM faces WHERE id = ?", [(int(i),) for i in ids])
+    def forget_contents_of(self, ids) -> None:
+        """Drop the faces ``ids`` and every file whose image holds one of them."""
+        for (face_id,) in [(int(i),) for i in ids]:
+            self.db.execute("DELETE FROM files WHERE sha256 IN (SELECT sha256 FROM faces WHERE id = ?)", (face_id,))
+            self.db.execute("DELETE FROM faces WHERE id = ?", (face_id,))

@@ -108,7 +108,7 @@ def test_corrupted_faiss_file_is_reported_and_repaired(small_index, tiny_model):
     query = run_cli(["query", photos / "s2" / "3.pgm", "--index", index_dir, "--json", "-k", "1"])
     assert query.exit_code == 0 and json.loads(query.stdout)[0]["matches"][0]["score"] > 0.999
     code, result = _verify(index_dir)
-    assert code == 1 and not result["ok"] and "unreadable" in result["problems"][0]
+    assert code == 1 and not result["ok"] and "checksum differs" in result["problems"][0]
     code, result = _verify(index_dir, "--repair")
     assert code == 0 and result["after"]["ok"]
 
