@@ -19,25 +19,27 @@ def open_index(index_dir, create: bool):
     return FaceIndex.create(folder) if create else FaceIndex.open(folder)
 
 
-def check_new_index_settings(index_dir, factory, search_params, dim) -> None:
-    """Bad --factory or --search-params for a new index: an error before its folder is made."""
+def _index_exists(index_dir) -> bool:
     from embedkit import paths
     from embedkit.index.face_index import STORE_FILE
+
+    return (Path(index_dir or paths.default_index_dir()) / STORE_FILE).exists()
+
+
+def check_new_index_settings(index_dir, factory, search_params, dim) -> None:
+    """Bad --factory or --search-params for a new index: an error before its folder is made."""
     from embedkit.index.vectors import DEFAULT_FACTORY, check_settings
 
-    if not (Path(index_dir or paths.default_index_dir()) / STORE_FILE).exists():
-        check_settings(factory or DEFAULT_FACTORY, search_params or "", dim)
+    if not _index_exists(index_dir):
+        check_settings(DEFAULT_FACTORY if factory is None else factory, search_params or "", dim)
 
 
 def _stored_source(index_dir) -> dict:
     """The pipeline settings an existing index was built with ({} for a new one)."""
-    from embedkit.errors import IndexStoreError
-
-    try:
-        with open_index(index_dir, create=False) as index:
-            return index.source
-    except IndexStoreError:
+    if not _index_exists(index_dir):
         return {}
+    with open_index(index_dir, create=False) as index:
+        return index.source
 
 
 @click.command("index")

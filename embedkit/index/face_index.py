@@ -226,10 +226,10 @@ class FaceIndex:
                 "backbone": encoder.backbone,
                 "embedding_dim": str(encoder.embedding_dim),
                 "extractor": json.dumps(pipeline.extractor.describe()),
-                "factory": factory or vec.DEFAULT_FACTORY,
+                "factory": vec.DEFAULT_FACTORY if factory is None else factory,
                 "source": json.dumps(source or {}),
             })
-        elif factory and factory != self.factory:
+        elif factory is not None and factory != self.factory:
             settings["factory"] = factory
             settings["search_params"] = ""  # the old index type's parameters may not apply
         if search_params is not None:
@@ -254,9 +254,8 @@ class FaceIndex:
         settings = self._settings_for(pipeline, factory, search_params, source)
         start_generation = store.generation
         # A new factory (or a new index) means building the FAISS index afresh.
-        index = None if "factory" in settings else self._load_for_update(start_generation)
-        if index is not None and "search_params" in settings:
-            vec.apply_search_params(index, settings["search_params"])
+        index = None if "factory" in settings else self._load_for_update(
+            start_generation, settings.get("search_params", self.search_params))
 
         known = store.files_under(str(root))
         problems: list[ScanProblem] = []
@@ -365,7 +364,7 @@ class FaceIndex:
                 logger.info("skipped %s: %s", problem.path, problem.reason)
         return report
 
-    def _load_for_update(self, generation: int):
+    def _load_for_update(self, generation: int, search_params: str):
         """The FAISS index to update in place, or None to build it afresh from the store."""
         dim = self.dim
         if dim is None:
@@ -373,7 +372,7 @@ class FaceIndex:
         record = self.store.vectors_record()
         if record and record.get("exact_until_trained"):
             return None  # try training the factory again, on the faces there are now
-        index, problem = vec.read_checked(self.folder, generation, record, dim, self.search_params)
+        index, problem = vec.read_checked(self.folder, generation, record, dim, search_params)
         if problem:
             logger.warning("%s: %s; rebuilding it from the store", self.folder, problem)
         return index
@@ -510,6 +509,7 @@ class FaceIndex:
         and hold each face's stored vector (as its coding keeps it).
         """
         store = self.store
+        self.stats(), self.source  # damaged settings are an error naming them
         dim = self.dim
         problems, notes = [], []
         store.begin_read()

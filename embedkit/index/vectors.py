@@ -220,7 +220,8 @@ def read_checked(folder: Path, generation: int, record: dict | None, dim: int, s
     if index.d != dim or any(record.get(key) != value for key, value in found.items()):
         return None, (f"{path.name} holds a {found['dim']}-d {found['type']} index of {found['ntotal']} vectors; "
                       f"the store recorded a {record.get('dim')}-d {record.get('type')} of {record.get('ntotal')}")
-    apply_search_params(index, search_params)
+    if not record.get("exact_until_trained"):  # an exact stand-in takes no search parameters
+        apply_search_params(index, search_params)
     return index, None
 
 
