@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from embedkit.backbones import PRETRAINED, RANDOM, Preprocessing, get_backbone
-from embedkit.errors import ModelError
+from embedkit.errors import ModelError, UnknownNameError
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,15 @@ WEIGHTS_FILE = "model.weights.h5"
 UNCALIBRATED_THRESHOLD = 0.5
 # Batches up to this size run eagerly until a compiled graph exists.
 EAGER_MAX_FACES = 4
+# Bounds on what a model folder's config may ask to build, checked before
+# anything is allocated (a damaged or hostile config must not exhaust memory).
+MAX_CONFIG_BYTES = 64 << 20
+MAX_INPUT_SIZE = 1024
+MAX_HEAD_LAYERS = 8
+MAX_HEAD_UNITS = 8192
+CONFIG_KEYS = {"format", "backbone", "preprocessing", "head_units", "embedding_dim", "threshold", "weights_source",
+               "metadata", "model_id"}
+REQUIRED_KEYS = ("format", "backbone", "preprocessing", "head_units", "model_id")
 
 
 def build_network(backbone_model, input_size: int, head_units: tuple[int, ...] = ()):
@@ -88,43 +97,51 @@ class Encoder:
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> "Encoder":
-        """Rebuild an encoder saved with :meth:`save`."""
+        """Rebuild an encoder saved with :meth:`save`.
+
+        The config is checked (keys, types, sizes) before anything is built,
+        and the model id is computed from the weights actually loaded: a
+        folder whose weights are not the ones its config was saved with is
+        refused, so an index can never be searched with another model.
+        """
         folder = Path(folder)
-        config_path = folder / CONFIG_FILE
-        if not folder.is_dir():
-            raise ModelError(f"{folder}: model folder not found")
-        if not config_path.is_file():
-            raise ModelError(f"{folder}: not an embedkit model folder (no {CONFIG_FILE})")
-        try:
-            config = json.loads(config_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{config_path}: unreadable model config ({exc})") from None
-        if config.get("format") != MODEL_FORMAT:
-            raise ModelError(
-                f"{folder}: model format {config.get('format')!r} is not supported by this embedkit "
-                f"(expects {MODEL_FORMAT!r})"
-            )
+        config = read_model_config(folder)
         weights_path = folder / WEIGHTS_FILE
         if not weights_path.is_file():
             raise ModelError(f"{folder}: weights file {WEIGHTS_FILE} is missing")
-        spec = get_backbone(config["backbone"])
+        try:
+            spec = get_backbone(config["backbone"])
+        except UnknownNameError as exc:
+            raise ModelError(f"{folder}: {exc}") from None
         preprocessing = Preprocessing.from_config(config["preprocessing"])
         network = build_network(spec.build(weights=RANDOM, input_size=preprocessing.size), preprocessing.size,
-                                tuple(config.get("head_units", ())))
+                                tuple(config["head_units"]))
         try:
             network.load_weights(str(weights_path))
         except Exception as exc:
             raise ModelError(f"{weights_path}: weights do not fit the saved config ({exc})") from None
-        encoder = cls(config["backbone"], network, preprocessing, config.get("head_units", ()),
+        encoder = cls(config["backbone"], network, preprocessing, config["head_units"],
                       config.get("threshold"), "finetuned", config.get("metadata", {}))
-        encoder._model_id = config.get("model_id")
+        encoder._check_loaded(folder, config)
         return encoder
+
+    def _check_loaded(self, folder: Path, config: dict) -> None:
+        """The loaded network must be the one the config describes (its size and its model id)."""
+        if "embedding_dim" in config and config["embedding_dim"] != self.embedding_dim:
+            raise ModelError(f"{folder}: config says {config['embedding_dim']}-d embeddings, the network "
+                             f"makes {self.embedding_dim}-d")
+        if self.model_id != config["model_id"]:
+            raise ModelError(
+                f"{folder}: the weights are not the ones this model was saved with (config model id "
+                f"{config['model_id']}, weights give {self.model_id}); the folder was changed after saving"
+            )
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write config and weights to ``folder`` (each file replaced atomically)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder, prefix=".save-") as tmp:
+        remove_save_leftovers(folder)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=SAVE_PREFIX) as tmp:
             tmp_weights = Path(tmp) / WEIGHTS_FILE
             self.network.save_weights(str(tmp_weights))
             self._model_id = None
@@ -219,6 +236,85 @@ class Encoder:
                 emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
             out[start:start + len(emb)] = emb
         return out
+
+
+SAVE_PREFIX = ".save-"
+
+
+def remove_save_leftovers(folder: Path) -> None:
+    """Delete the temporary folders of saves that were killed part-way."""
+    import shutil
+
+    for leftover in folder.glob(SAVE_PREFIX + "*"):
+        if leftover.is_dir() and not leftover.is_symlink():
+            logger.info("removing %s, left by an interrupted save", leftover)
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def read_model_config(folder: Path) -> dict:
+    """A model folder's config, checked: known keys of the right types, sizes within bounds."""
+    config_path = folder / CONFIG_FILE
+    if not folder.is_dir():
+        raise ModelError(f"{folder}: model folder not found")
+    if not config_path.is_file():
+        raise ModelError(f"{folder}: not an embedkit model folder (no {CONFIG_FILE})")
+    try:
+        if config_path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ModelError(f"{config_path}: model config is larger than {MAX_CONFIG_BYTES >> 20} MB; not read")
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{config_path}: unreadable model config ({exc})") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"{config_path}: model config is not a JSON object")
+    if config.get("format") != MODEL_FORMAT:
+        raise ModelError(
+            f"{folder}: model format {config.get('format')!r} is not supported by this embedkit "
+            f"(expects {MODEL_FORMAT!r})"
+        )
+    problem = _config_problem(config)
+    if problem:
+        raise ModelError(f"{config_path}: damaged model config: {problem}")
+    return config
+
+
+def _config_problem(config: dict) -> str | None:
+    """What is wrong with a model config's keys, types and sizes (None if nothing)."""
+    from embedkit.backbones.preprocessing import SCALINGS
+
+    unknown = sorted(set(config) - CONFIG_KEYS)
+    if unknown:
+        return f"unknown keys {', '.join(map(repr, unknown))}"
+    missing = [key for key in REQUIRED_KEYS if key not in config]
+    if missing:
+        return f"missing keys {', '.join(map(repr, missing))}"
+    if not isinstance(config["backbone"], str) or not isinstance(config["model_id"], str):
+        return "backbone and model_id must be strings"
+    pre = config["preprocessing"]
+    if not isinstance(pre, dict) or set(pre) - {"size", "scaling", "grayscale"} or "size" not in pre:
+        return "preprocessing must hold size, scaling and grayscale"
+    if not _is_int(pre["size"]) or not 8 <= pre["size"] <= MAX_INPUT_SIZE:
+        return f"input size {pre['size']!r} is not a whole number from 8 to {MAX_INPUT_SIZE}"
+    if pre.get("scaling") not in SCALINGS or not isinstance(pre.get("grayscale", False), bool):
+        return f"unknown scaling {pre.get('scaling')!r} or non-boolean grayscale"
+    head = config["head_units"]
+    if not isinstance(head, list) or len(head) > MAX_HEAD_LAYERS:
+        return f"head_units must be a list of at most {MAX_HEAD_LAYERS} layer sizes"
+    if not all(_is_int(u) and 1 <= u <= MAX_HEAD_UNITS for u in head):
+        return f"head layer sizes {head!r} must be whole numbers from 1 to {MAX_HEAD_UNITS}"
+    dim = config.get("embedding_dim")
+    if dim is not None and not _is_int(dim):
+        return f"embedding_dim {dim!r} is not a whole number"
+    threshold = config.get("threshold")
+    if threshold is not None and (not isinstance(threshold, (int, float)) or isinstance(threshold, bool)
+                                  or not -1.0 <= threshold <= 1.0):
+        return f"threshold {threshold!r} is not a number from -1 to 1"
+    if not isinstance(config.get("metadata", {}), dict) or not isinstance(config.get("weights_source", ""), str):
+        return "metadata must be an object and weights_source a string"
+    return None
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _frozen(function):

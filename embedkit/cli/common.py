@@ -11,6 +11,7 @@ import sys
 import click
 
 from embedkit.errors import EmbedkitError
+from embedkit.textsafe import printable
 
 logger = logging.getLogger("embedkit.cli")
 
@@ -112,7 +113,7 @@ def report_errors(func):
         try:
             return func(*args, **kwargs)
         except EmbedkitError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(printable(exc)) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
@@ -148,9 +149,19 @@ def import_tensorflow_quietly() -> None:
         os.close(saved)
 
 
+class PrintableFormatter(logging.Formatter):
+    """Log lines with control characters in their text escaped (file names can hold any)."""
+
+    def formatMessage(self, record) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+
 def setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(PrintableFormatter(handler.formatter._fmt if handler.formatter else None))
     if verbose < 2:
         for name in ("tensorflow", "absl", "h5py"):
             logging.getLogger(name).setLevel(logging.ERROR)

@@ -2,6 +2,7 @@ import click
 
 from embedkit.cli.common import emit, encoder_options, make_pipeline, report_errors
 from embedkit.errors import EmbedkitError
+from embedkit.textsafe import skipped_line
 
 
 @click.command("evaluate")
@@ -93,7 +94,7 @@ def command(pairs_file, images_dir, data_dir, one_photo, folds, n_pairs, seed, k
     data["errors"] = errors
     if not as_json:
         for error in errors:
-            click.echo(f"skipped {error['path']}: {error['reason']}", err=True)
+            click.echo(skipped_line(error), err=True)
     emit(as_json, data, _text(verification, extra, plot_path))
 
 

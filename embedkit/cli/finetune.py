@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from embedkit.cli.common import emit, import_tensorflow_quietly, report_errors
+from embedkit.textsafe import printable
 
 
 class _Blocks(click.ParamType):
@@ -103,4 +104,4 @@ def command(as_json, progress, no_detect, head_units, **options):
 
     result = finetune(config, progress=progress and not as_json)
     emit(as_json, {"out": str(result.out), "model_id": result.encoder.model_id, **result.report},
-         result.text + f"\nModel saved in {result.out} (use --model {result.out}).")
+         result.text + f"\nModel saved in {printable(result.out)} (use --model {printable(result.out)}).")

@@ -1,6 +1,9 @@
+from pathlib import Path
+
 import click
 
 from embedkit.cli.common import emit, encoder_options, make_pipeline, report_errors
+from embedkit.textsafe import printable, skipped_line
 
 
 def index_option(func):
@@ -16,15 +19,27 @@ def open_index(index_dir, create: bool):
     return FaceIndex.create(folder) if create else FaceIndex.open(folder)
 
 
+def _index_exists(index_dir) -> bool:
+    from embedkit import paths
+    from embedkit.index.face_index import STORE_FILE
+
+    return (Path(index_dir or paths.default_index_dir()) / STORE_FILE).exists()
+
+
+def check_new_index_settings(index_dir, factory, search_params, dim) -> None:
+    """Bad --factory or --search-params for a new index: an error before its folder is made."""
+    from embedkit.index.vectors import DEFAULT_FACTORY, check_settings
+
+    if not _index_exists(index_dir):
+        check_settings(DEFAULT_FACTORY if factory is None else factory, search_params or "", dim)
+
+
 def _stored_source(index_dir) -> dict:
     """The pipeline settings an existing index was built with ({} for a new one)."""
-    from embedkit.errors import IndexStoreError
-
-    try:
-        with open_index(index_dir, create=False) as index:
-            return index.source
-    except IndexStoreError:
+    if not _index_exists(index_dir):
         return {}
+    with open_index(index_dir, create=False) as index:
+        return index.source
 
 
 @click.command("index")
@@ -47,25 +62,26 @@ def command(folder, index_dir, labels, factory, search_params, batch_size, verif
     if verify or repair:
         with open_index(index_dir, create=False) as index:
             result = index.verify(repair=repair)
-        text = "index OK" if result["ok"] else "problems:\n  " + "\n  ".join(result["problems"])
-        text += "".join(f"\nnote: {note}" for note in result.get("notes", []))
+        problems = [printable(p) for p in result["problems"]]
+        text = "index OK" if result["ok"] else "problems:\n  " + "\n  ".join(problems)
+        text += "".join(f"\nnote: {printable(note)}" for note in result.get("notes", []))
         if result.get("repaired"):
-            text += "\nrepaired: " + ("index OK" if result["after"]["ok"] else "; ".join(result["after"]["problems"]))
-        emit(as_json, result, f"{result['index']}: {result['faces']} faces; {text}")
+            after = result["after"]
+            text += "\nrepaired: " + ("index OK" if after["ok"] else printable("; ".join(after["problems"])))
+        emit(as_json, result, f"{printable(result['index'])}: {result['faces']} faces; {text}")
         if not result["ok"] and not result.get("repaired"):
             raise SystemExit(1)
         return
     if folder is None:
         raise click.UsageError("give a FOLDER of images to index (or --verify)")
-    from pathlib import Path
-
     if not Path(folder).is_dir():
-        raise click.ClickException(f"{folder}: not a folder (give a folder of images)")
+        raise click.ClickException(f"{printable(folder)}: not a folder (give a folder of images)")
     from tqdm import tqdm
 
     # The model is loaded before the index is touched: a bad --backbone or
     # --model must leave no new or changed index behind.
     pipeline, source = make_pipeline(options, _stored_source(index_dir), batch_size)
+    check_new_index_settings(index_dir, factory, search_params, pipeline.encoder.embedding_dim)
     with open_index(index_dir, create=True) as index:
         bar = None
 
@@ -85,9 +101,9 @@ def command(folder, index_dir, labels, factory, search_params, batch_size, verif
                 bar.close()
     for error in report.errors:
         if not as_json:
-            click.echo(f"skipped {error['path']}: {error['reason']}", err=True)
+            click.echo(skipped_line(error), err=True)
     summary = (
-        f"{report.index}: {report.total_faces} faces in {report.total_files} files. This run: "
+        f"{printable(report.index)}: {report.total_faces} faces in {report.total_files} files. This run: "
         f"{report.files_seen} images seen, {report.embedded_files} embedded ({report.faces_added} faces, "
         f"{report.files_without_faces} without a face), {report.unchanged} unchanged, "
         f"{report.reused_files} moved or duplicated, {report.removed_files} removed "

@@ -2,6 +2,7 @@ import click
 
 from embedkit.cli.common import emit, encoder_options, make_pipeline, report_errors
 from embedkit.cli.index import index_option, open_index
+from embedkit.textsafe import printable
 
 
 @click.command("query")
@@ -23,13 +24,13 @@ def command(image, index_dir, k, as_json, **options):
         emit(True, faces)
         return
     if not faces:
-        click.echo(f"{image}: no face found")
+        click.echo(f"{printable(image)}: no face found")
         return
     lines = []
     for face in faces:
         x, y, w, h = face["box"]
         lines.append(f"face {face['face_no']} at ({x:.0f}, {y:.0f}, {w:.0f}x{h:.0f}):")
         for rank, match in enumerate(face["matches"], start=1):
-            label = f" [{match['label']}]" if match.get("label") else ""
-            lines.append(f"  {rank}. {match['score']:.3f}  {match['path']}{label}")
+            label = f" [{printable(match['label'])}]" if match.get("label") else ""
+            lines.append(f"  {rank}. {match['score']:.3f}  {printable(match['path'])}{label}")
     click.echo("\n".join(lines))

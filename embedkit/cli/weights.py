@@ -1,6 +1,7 @@
 import click
 
 from embedkit.cli.common import emit, report_errors
+from embedkit.textsafe import printable
 
 
 @click.group("weights")
@@ -24,7 +25,7 @@ def pull(backbone):
     else:
         raise UnknownNameError(f"no pinned weights for {backbone!r}; weights can be pulled for: facenet, facenet512 "
                                f"(vgg16 uses Keras' own download on first use)")
-    click.echo(f"{backbone}: {path}")
+    click.echo(printable(f"{backbone}: {path}"))
 
 
 @command.command("list")
@@ -39,4 +40,5 @@ def list_weights(as_json):
              "present": is_verified(FACENET_WEIGHTS, FACENET_WEIGHTS.cached_path),
              "sha256": FACENET_WEIGHTS.sha256}]
     emit(as_json, {"weights_dir": str(paths.weights_dir()), "weights": rows},
-         "\n".join(f"{r['backbone']}: {'present' if r['present'] else 'missing'} at {r['path']}" for r in rows))
+         "\n".join(printable(f"{r['backbone']}: {'present' if r['present'] else 'missing'} at {r['path']}")
+                   for r in rows))

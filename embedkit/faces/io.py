@@ -18,11 +18,18 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".pbm", ".bmp", ".web
 UNSUPPORTED_HINT = {".heic": "HEIC", ".heif": "HEIF", ".jxl": "JPEG XL", ".avif": "AVIF"}
 
 # Larger declared sizes are refused before decoding (decompression bombs).
-MAX_PIXELS = 80_000_000
+# No camera makes more: the largest sensors are about 200 megapixels (phones)
+# and 150 (medium format); pixel-shift modes reach about 400.
+MAX_PIXELS = 500_000_000
+# Formats that cannot be decoded at a reduced scale are decoded whole: up to
+# this size (3 bytes a pixel: 750 MB at most), which still covers every
+# camera's single shot.
+MAX_FULL_DECODE_PIXELS = 250_000_000
 # Smaller images cannot hold a face worth embedding.
 MIN_SIDE = 16
-# Large JPEGs are decoded at a reduced scale down to about this size, which is
-# far faster and still leaves faces larger than any backbone's input.
+# Large photos are decoded at a reduced scale (JPEG) or reduced right after
+# decoding (other formats) down to about this size, which is far faster and
+# still leaves faces larger than any backbone's input.
 DRAFT_SIDE = 1600
 
 
@@ -51,15 +58,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(path, "empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Sizes are checked below against embedkit's own limits; Pillow's
+            # default limit (89 megapixels) would refuse legal photos.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            _allow_camera_sizes(Image)
             with Image.open(path) as img:
-                width, height = img.size
-                if width * height > MAX_PIXELS:
-                    raise ImageError(path, f"declared size {width}x{height} is too large (possible decompression bomb)")
-                if min(width, height) < MIN_SIDE:
-                    raise ImageError(path, f"image is too small ({width}x{height}) to hold a face")
-                if img.format == "JPEG" and max(width, height) > 2 * DRAFT_SIDE:
-                    img.draft("RGB", (DRAFT_SIDE, DRAFT_SIDE))
+                _check_declared_size(path, img)
+                img = _reduced(img)
                 img = ImageOps.exif_transpose(img)
                 array = _to_rgb(img)
     except ImageError:
@@ -76,6 +81,44 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(path, f"corrupt or truncated image ({exc})") from None
     return array
+
+
+def _allow_camera_sizes(Image) -> None:
+    """Raise Pillow's decompression-bomb limit to embedkit's (never lower it)."""
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def _check_declared_size(path: Path, img) -> None:
+    width, height = img.size
+    pixels = width * height
+    if pixels > MAX_PIXELS or (pixels > MAX_FULL_DECODE_PIXELS and img.format != "JPEG"):
+        raise ImageError(path, f"declared size {width}x{height} is too large (possible decompression bomb; "
+                               f"no camera makes {pixels / 1e6:.0f} megapixels)")
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(path, f"image is too small ({width}x{height}) to hold a face")
+
+
+def _reduced(img):
+    """``img`` decoded at about ``DRAFT_SIDE`` pixels a side when it is much larger:
+    JPEGs decode at 1/2, 1/4 or 1/8 scale directly; other formats are reduced
+    by a whole factor after decoding."""
+    if max(img.size) <= 2 * DRAFT_SIDE:
+        return img
+    if img.format == "JPEG":
+        img.draft("RGB", (DRAFT_SIDE, DRAFT_SIDE))
+        if max(img.size) <= 2 * DRAFT_SIDE:
+            return img
+    factor = max(img.size) // DRAFT_SIDE
+    if img.mode.startswith("I;16"):
+        img = img.convert("I")
+    elif img.mode not in ("RGB", "RGBA", "L", "LA", "I", "F", "RGBX", "CMYK"):
+        img = img.convert("RGBA" if "transparency" in img.info or img.mode.endswith("A") else "RGB")
+    exif = img.getexif()
+    reduced = img.reduce(factor)
+    if exif:
+        reduced.info["exif"] = exif.tobytes()  # keep the orientation for exif_transpose
+    return reduced
 
 
 def _to_rgb(img) -> np.ndarray:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -105,12 +107,15 @@ class FaceIndex:
     @property
     def source(self) -> dict:
         """How the index's pipeline was made (backbone or model folder, detector), as given to update."""
-        return json.loads(self.store.get_info("source", "{}"))
+        source = self.store.get_json("source", {})
+        return source if isinstance(source, dict) else {}
 
     @property
     def dim(self) -> int | None:
-        value = self.store.get_info("embedding_dim")
-        return int(value) if value else None
+        dim = self.store.get_int("embedding_dim")
+        if dim is not None and not 1 <= dim <= vec.MAX_DIM:
+            raise self.store.damaged("embedding_dim", dim, f"not a size from 1 to {vec.MAX_DIM}")
+        return dim
 
     @property
     def factory(self) -> str:
@@ -129,8 +134,8 @@ class FaceIndex:
             "backbone": info.get("backbone"),
             "embedding_dim": self.dim,
             "factory": self.factory,
-            "extractor": json.loads(info.get("extractor", "null")),
-            "generation": int(info.get("generation", 0)),
+            "extractor": self.store.get_json("extractor"),
+            "generation": self.store.generation,
             **counts,
         }
 
@@ -141,13 +146,13 @@ class FaceIndex:
         stored_model = info.get("model_id")
         if stored_model is None:
             return
-        if stored_model != encoder.model_id or int(info["embedding_dim"]) != encoder.embedding_dim:
+        if stored_model != encoder.model_id or self.dim != encoder.embedding_dim:
             raise IndexMismatchError(
-                f"{self.folder}: index was built with model {stored_model} ({info['embedding_dim']}-d); "
+                f"{self.folder}: index was built with model {stored_model} ({self.dim}-d); "
                 f"this run uses {encoder.model_id} ({encoder.embedding_dim}-d). Use the same --backbone/--model, "
                 f"or another --index"
             )
-        stored_extractor = json.loads(info.get("extractor", "null"))
+        stored_extractor = self.store.get_json("extractor")
         if stored_extractor is not None and stored_extractor != pipeline.extractor.describe():
             raise IndexMismatchError(
                 f"{self.folder}: index was built with face settings {stored_extractor}; this run uses "
@@ -198,11 +203,21 @@ class FaceIndex:
         try:
             return self._update_locked(root, pipeline, labels, factory, search_params, commit_every, progress,
                                        on_start, source)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise self._write_failed(exc) from None
         finally:
             lock.release()
 
+    def _write_failed(self, exc: Exception) -> IndexStoreError:
+        """One line for a failed write (a full disk, a damaged database): committed work is kept."""
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return IndexStoreError(f"{self.folder}: cannot write the index ({reason}); everything committed "
+                               f"before is kept, run again to resume")
+
     def _settings_for(self, pipeline: FacePipeline, factory: str | None, search_params: str | None,
                       source: dict | None) -> dict:
+        """The settings this update stores, checked first: nothing is stored
+        (and nothing embedded) with a factory or search parameters FAISS rejects."""
         encoder = pipeline.encoder
         settings = {}
         if self.store.get_info("model_id") is None:
@@ -211,15 +226,24 @@ class FaceIndex:
                 "backbone": encoder.backbone,
                 "embedding_dim": str(encoder.embedding_dim),
                 "extractor": json.dumps(pipeline.extractor.describe()),
-                "factory": factory or vec.DEFAULT_FACTORY,
+                "factory": vec.DEFAULT_FACTORY if factory is None else factory,
                 "source": json.dumps(source or {}),
             })
-        elif factory and factory != self.factory:
+        elif factory is not None and factory != self.factory:
             settings["factory"] = factory
             settings["search_params"] = ""  # the old index type's parameters may not apply
         if search_params is not None:
             settings["search_params"] = search_params
+        self._check_settings(settings.get("factory", self.factory), settings.get("search_params", self.search_params),
+                             encoder.embedding_dim, given=factory is not None or search_params is not None)
         return settings
+
+    def _check_settings(self, factory: str, search_params: str, dim: int, given: bool) -> None:
+        try:
+            vec.check_settings(factory, search_params, dim)
+        except EmbedkitError as exc:
+            hint = "" if given else " (stored in the index: give --factory or --search-params to replace them)"
+            raise EmbedkitError(f"{self.folder}: {exc}{hint}") from None
 
     def _update_locked(self, root, pipeline, labels, factory, search_params, commit_every, progress, on_start,
                        source):
@@ -228,12 +252,10 @@ class FaceIndex:
         report = IndexReport(folder=str(root), index=str(self.folder))
         store = self.store
         settings = self._settings_for(pipeline, factory, search_params, source)
-        if factory:
-            vec.build_index(factory, pipeline.encoder.embedding_dim, np.zeros(0, np.int64),
-                            np.zeros((0, pipeline.encoder.embedding_dim), np.float32))  # validate early
         start_generation = store.generation
         # A new factory (or a new index) means building the FAISS index afresh.
-        index = None if "factory" in settings else self._load_for_update(start_generation)
+        index = None if "factory" in settings else self._load_for_update(
+            start_generation, settings.get("search_params", self.search_params))
 
         known = store.files_under(str(root))
         problems: list[ScanProblem] = []
@@ -333,7 +355,7 @@ class FaceIndex:
             report.interrupted = True
             batch.clear()
         finally:
-            self._save_vectors(index, removed_ids, added_ids, added_vectors)
+            self._save_vectors(index, removed_ids, added_ids, added_vectors, failing=sys.exc_info()[0] is not None)
             report.errors = [{"path": p.path, "reason": p.reason} for p in problems]
             counts = store.counts()
             report.total_files, report.total_faces = counts["files"], counts["faces"]
@@ -342,14 +364,36 @@ class FaceIndex:
                 logger.info("skipped %s: %s", problem.path, problem.reason)
         return report
 
-    def _load_for_update(self, generation: int):
+    def _load_for_update(self, generation: int, search_params: str):
+        """The FAISS index to update in place, or None to build it afresh from the store."""
         dim = self.dim
         if dim is None:
             return None
-        return vec.load_index(self.folder, generation, self.search_params)
+        record = self.store.vectors_record()
+        if record and record.get("exact_until_trained"):
+            return None  # try training the factory again, on the faces there are now
+        index, problem = vec.read_checked(self.folder, generation, record, dim, search_params)
+        if problem:
+            logger.warning("%s: %s; rebuilding it from the store", self.folder, problem)
+        return index
 
-    def _save_vectors(self, index, removed_ids, added_ids, added_vectors) -> None:
-        """Write the FAISS file for the store's current generation, incrementally if possible."""
+    def _save_vectors(self, index, removed_ids, added_ids, added_vectors, failing: bool = False) -> None:
+        """Write the FAISS file for the store's current generation, incrementally if possible.
+
+        The file is a cache of the store: if it cannot be written (a full
+        disk), searches use the stored vectors until the next update.
+        """
+        try:
+            self._write_vectors(index, removed_ids, added_ids, added_vectors)
+        except (OSError, RuntimeError, sqlite3.DatabaseError, IndexStoreError) as exc:
+            if failing:  # the error already on its way says what went wrong
+                logger.debug("FAISS file not written: %s", exc)
+                return
+            reason = getattr(exc, "strerror", None) or str(exc)
+            logger.warning("%s: the FAISS file could not be written (%s); searches use the stored vectors "
+                           "until the next update", self.folder, reason)
+
+    def _write_vectors(self, index, removed_ids, added_ids, added_vectors) -> None:
         dim = self.dim
         if dim is None:
             return
@@ -365,20 +409,38 @@ class FaceIndex:
             except RuntimeError as exc:
                 logger.info("rebuilding FAISS index from the store (%s)", exc)
                 index = None
+        exact = False
         if index is None:
-            ids, vectors = self.store.all_vectors(dim)
-            index = vec.build_index(self.factory, dim, ids, vectors, self.search_params)
-        vec.save_index(index, self.folder, generation)
+            index, exact = self._build_from_store(dim)
+        data, record = vec.serialize(index, generation)
+        record["exact_until_trained"] = exact
+        self.store.record_vectors(record)  # first: a file on disk always has its record
+        vec.write_file(data, self.folder, generation)
         self._cached = (generation, index)
+
+    def _build_from_store(self, dim: int):
+        """``(index, exact)``: the factory's index of every stored vector, or an
+        exact one (``exact`` True) while there are too few faces to train it."""
+        ids, vectors = self.store.all_vectors(dim)
+        try:
+            return vec.build_index(self.factory, dim, ids, vectors, self.search_params), False
+        except vec.NotTrainedError as exc:
+            logger.warning("%s: %s; searching exactly until there are enough faces", self.folder, exc)
+            return vec.exact_index(dim, ids, vectors), True
 
     # -- searching -------------------------------------------------------------------------
     def _index_for(self, generation: int):
         if self._cached and self._cached[0] == generation:
             return self._cached[1]
-        index = vec.load_index(self.folder, generation, self.search_params)
+        index, problem = vec.read_checked(self.folder, generation, self.store.vectors_record(), self.dim,
+                                          self.search_params)
         if index is None:
-            logger.info("%s: no vector file for generation %d (update under way?); searching the committed "
-                        "faces exactly", self.folder, generation)
+            if problem:
+                logger.warning("%s: %s; searching the stored vectors exactly (run `embedkit index --verify "
+                               "--repair` to rebuild it)", self.folder, problem)
+            else:
+                logger.info("%s: no vector file for generation %d (update under way?); searching the committed "
+                            "faces exactly", self.folder, generation)
             ids, vectors = self.store.all_vectors(self.dim)
             index = vec.exact_index(self.dim, ids, vectors)
         self._cached = (generation, index)
@@ -416,11 +478,40 @@ class FaceIndex:
         return results
 
     # -- checking --------------------------------------------------------------------------
-    def verify(self, repair: bool = False) -> dict:
-        """Check that vectors and metadata agree; with ``repair``, fix what can be fixed."""
-        store = self.store
-        dim = self.dim
+    def _settings_problem(self, dim: int | None) -> str | None:
+        try:
+            self._check_settings(self.factory, self.search_params, dim or 8, given=False)
+        except EmbedkitError as exc:
+            return str(exc)
+        return None
+
+    @staticmethod
+    def _vector_file_problems(index, store_ids, ids, vectors) -> list[str]:
         problems = []
+        faiss_ids = np.sort(vec.index_ids(index))
+        if len(faiss_ids) != len(store_ids) or not np.array_equal(faiss_ids, store_ids):
+            problems.append(
+                f"FAISS holds {len(faiss_ids)} vectors, metadata {len(store_ids)} faces "
+                f"({len(np.setdiff1d(faiss_ids, store_ids))} unknown, "
+                f"{len(np.setdiff1d(store_ids, faiss_ids))} missing)"
+            )
+        elif ids is not None:
+            wrong = vec.contents_problem(index, ids, vectors)
+            if wrong:
+                problems.append(wrong)
+        return problems
+
+    def verify(self, repair: bool = False) -> dict:
+        """Check that vectors and metadata agree; with ``repair``, fix what can be fixed.
+
+        The FAISS file must be the one recorded for the store's generation
+        (checksum, type, dimension, size), hold exactly the stored face ids,
+        and hold each face's stored vector (as its coding keeps it).
+        """
+        store = self.store
+        self.stats(), self.source  # damaged settings are an error naming them
+        dim = self.dim
+        problems, notes = [], []
         store.begin_read()
         try:
             generation = store.generation
@@ -428,36 +519,34 @@ class FaceIndex:
             dangling = store.dangling_files()
             bad = store.bad_vectors(dim) if dim else []
             store_ids = store.face_ids()
-            vector_file = vec.vector_path(self.folder, generation)
-            has_file = vector_file.is_file()
-            index = vec.load_index(self.folder, generation) if has_file else None
+            record = store.vectors_record()
+            settings_problem = self._settings_problem(dim)
+            index, file_problem = (vec.read_checked(self.folder, generation, record, dim) if dim
+                                   else (None, None))
+            ids, vectors = store.all_vectors(dim) if (dim and index is not None and not bad) else (None, None)
         finally:
             store.rollback()
-        notes = []
         if orphans:
             problems.append(f"{len(orphans)} faces belong to no file")
         if dangling:
             problems.append(f"{len(dangling)} files have no recorded faces")
         if bad:
             problems.append(f"{len(bad)} stored vectors are not unit-length {dim}-d vectors")
+        if settings_problem:
+            problems.append(settings_problem)
         if dim is not None:
-            if not has_file:
+            if file_problem:
+                problems.append(file_problem)
+            elif index is None:
                 # An update was interrupted (or is under way): the FAISS file is a
                 # cache; until it is rebuilt, searches use the store's vectors.
                 notes.append(f"no FAISS file for generation {generation} yet (an update was interrupted or is "
                              f"running); searches use the stored vectors until the next update or --repair")
-            elif index is None:
-                problems.append(f"{vector_file.name} is unreadable")
             else:
-                faiss_ids = np.sort(vec.index_ids(index))
-                if index.d != dim:
-                    problems.append(f"FAISS index is {index.d}-d, metadata says {dim}-d")
-                if len(faiss_ids) != len(store_ids) or not np.array_equal(faiss_ids, store_ids):
-                    problems.append(
-                        f"FAISS holds {len(faiss_ids)} vectors, metadata {len(store_ids)} faces "
-                        f"({len(np.setdiff1d(faiss_ids, store_ids))} unknown, "
-                        f"{len(np.setdiff1d(store_ids, faiss_ids))} missing)"
-                    )
+                problems.extend(self._vector_file_problems(index, store_ids, ids, vectors))
+                if record.get("exact_until_trained"):
+                    notes.append(f"the {self.factory} index cannot be trained on {len(store_ids)} faces yet; "
+                                 f"searches are exact until there are enough")
         result = {"index": str(self.folder), "ok": not problems, "problems": problems, "notes": notes,
                   "faces": int(len(store_ids)), "generation": generation, "repaired": False}
         if repair and (problems or notes):
@@ -469,7 +558,9 @@ class FaceIndex:
                     bad = store.bad_vectors(dim) if dim else []
                     for path in dangling:
                         store.remove_file(path)
-                    store.delete_faces(bad)
+                    # A photo with a damaged vector is forgotten whole, so the next
+                    # update embeds it again rather than keep it with a face missing.
+                    store.forget_contents_of(bad)
                     store.drop_orphans()
                     store.bump_generation()
                     store.commit()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -50,6 +51,23 @@ CREATE TABLE IF NOT EXISTS faces (
 );
 CREATE INDEX IF NOT EXISTS faces_sha ON faces(sha256);
 """
+
+
+def to_db_text(text: str | None):
+    """A path or label as SQLite keeps it: text when it is valid UTF-8, else its
+    raw bytes (a BLOB), so names from other systems are stored losslessly."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:  # lone surrogates: bytes that were not UTF-8 in the file name
+        return os.fsencode(text)
+
+
+def from_db_text(value) -> str | None:
+    """The inverse of :func:`to_db_text` (raw bytes come back as ``os.fsdecode`` gives them)."""
+    return os.fsdecode(bytes(value)) if isinstance(value, (bytes, memoryview)) else value
 
 
 @dataclass
@@ -144,13 +162,40 @@ class MetadataStore:
     def info(self) -> dict:
         return dict(self.db.execute("SELECT key, value FROM info").fetchall())
 
+    def get_int(self, key: str, default: int | None = None) -> int | None:
+        """A whole-number setting; a damaged value is an IndexStoreError naming it."""
+        value = self.get_info(key)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = -1
+        if number < 0:
+            raise self.damaged(key, value, "not a whole number")
+        return number
+
+    def get_json(self, key: str, default=None):
+        """A JSON setting; a damaged value is an IndexStoreError naming it."""
+        value = self.get_info(key)
+        if value is None:
+            return default
+        try:
+            return json.loads(value)
+        except (TypeError, ValueError):
+            raise self.damaged(key, value, "not valid JSON") from None
+
+    def damaged(self, key: str, value, why: str) -> IndexStoreError:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        return IndexStoreError(f"{self.path}: damaged index database: {key} is {shown}, {why}")
+
     def set_info_many(self, values: dict) -> None:
         self.db.executemany("INSERT OR REPLACE INTO info(key, value) VALUES (?, ?)",
                             [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in values.items()])
 
     @property
     def generation(self) -> int:
-        return int(self.get_info("generation", "0"))
+        return self.get_int("generation", 0)
 
     def bump_generation(self) -> int:
         new = self.generation + 1
@@ -163,7 +208,10 @@ class MetadataStore:
         rows = self.db.execute(
             "SELECT path, sha256, size, mtime_ns FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
         ).fetchall()
-        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+        byte_prefix = os.fsencode(prefix)
+        rows += [row for row in self.db.execute(
+            "SELECT path, sha256, size, mtime_ns FROM files WHERE typeof(path) = 'blob'") if row[0].startswith(byte_prefix)]
+        return {from_db_text(r[0]): (r[1], r[2], r[3]) for r in rows}
 
     def has_content(self, sha256: str) -> bool:
         return self.db.execute("SELECT 1 FROM contents WHERE sha256 = ?", (sha256,)).fetchone() is not None
@@ -171,7 +219,7 @@ class MetadataStore:
     def upsert_file(self, path: str, sha256: str, size: int, mtime_ns: int, label: str | None) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO files(path, sha256, size, mtime_ns, label, indexed_at) VALUES (?,?,?,?,?,?)",
-            (path, sha256, size, mtime_ns, label, time.time()),
+            (to_db_text(path), sha256, size, mtime_ns, to_db_text(label), time.time()),
         )
 
     def add_content(self, sha256: str, faces, vectors: np.ndarray) -> list[int]:
@@ -188,7 +236,7 @@ class MetadataStore:
         return ids
 
     def remove_file(self, path: str) -> None:
-        self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+        self.db.execute("DELETE FROM files WHERE path = ?", (to_db_text(path),))
 
     def orphan_face_ids(self) -> list[int]:
         """Faces whose image content no file points at any more."""
@@ -216,6 +264,11 @@ class MetadataStore:
     def all_vectors(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """All face ids and their vectors, ids ascending."""
         rows = self.db.execute("SELECT id, vector FROM faces ORDER BY id").fetchall()
+        for face_id, blob in rows:
+            if not isinstance(blob, bytes) or len(blob) != dim * 4:
+                raise IndexStoreError(
+                    f"{self.path}: damaged index database: the vector of face {face_id} is not {dim} float32 "
+                    f"numbers; run `embedkit index --verify --repair`")
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
         return ids, vectors
@@ -239,7 +292,7 @@ class MetadataStore:
         for path, sha, label in self.db.execute(
             f"SELECT path, sha256, label FROM files WHERE sha256 IN ({smarks}) ORDER BY path", shas
         ):
-            files.setdefault(sha, []).append((path, label))
+            files.setdefault(sha, []).append((from_db_text(path), from_db_text(label)))
         out = {}
         for fid, sha, face_no, x, y, w, h, score in faces:
             where = files.get(sha, [])
@@ -261,18 +314,35 @@ class MetadataStore:
         rows = dict(self.db.execute(f"SELECT id, vector FROM faces WHERE id IN ({marks})", ids).fetchall())
         return np.stack([np.frombuffer(rows[i], np.float32) for i in ids])
 
+    def record_vectors(self, record: dict) -> None:
+        """Remember which FAISS file (checksum, type, size) belongs to which generation."""
+        self.begin_write()
+        try:
+            self.set_info_many({"vectors": json.dumps(record)})
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+
+    def vectors_record(self) -> dict | None:
+        record = self.get_json("vectors")
+        return record if isinstance(record, dict) else None
+
     def dangling_files(self) -> list[str]:
         """Files whose content was never recorded (should not happen)."""
         rows = self.db.execute("SELECT path FROM files WHERE sha256 NOT IN (SELECT sha256 FROM contents)")
-        return [r[0] for r in rows]
+        return [from_db_text(r[0]) for r in rows]
 
     def bad_vectors(self, dim: int) -> list[int]:
         bad = []
         for fid, blob in self.db.execute("SELECT id, vector FROM faces"):
-            vec = np.frombuffer(blob, np.float32) if len(blob) == dim * 4 else None
+            vec = np.frombuffer(blob, np.float32) if isinstance(blob, bytes) and len(blob) == dim * 4 else None
             if vec is None or not np.isfinite(vec).all() or abs(float(vec @ vec) - 1.0) > 1e-3:
                 bad.append(fid)
         return bad
 
-    def delete_faces(self, ids) -> None:
-        self.db.executemany("DELETE FROM faces WHERE id = ?", [(int(i),) for i in ids])
+    def forget_contents_of(self, ids) -> None:
+        """Drop the faces ``ids`` and every file whose image holds one of them."""
+        for (face_id,) in [(int(i),) for i in ids]:
+            self.db.execute("DELETE FROM files WHERE sha256 IN (SELECT sha256 FROM faces WHERE id = ?)", (face_id,))
+            self.db.execute("DELETE FROM faces WHERE id = ?", (face_id,))

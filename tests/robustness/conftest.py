@@ -5,7 +5,9 @@ process."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -103,3 +105,42 @@ def faces_per_file(index_dir: Path) -> dict[str, int]:
 def stderr_lines(text: str) -> list[str]:
     """Non-blank stderr lines (progress-bar redraws split on carriage returns)."""
     return [line.strip() for part in text.splitlines() for line in part.split("\r") if line.strip()]
+
+
+# -- a small index of real photos -------------------------------------------------------------------
+
+N_PEOPLE = 2  # 20 AT&T photos
+
+
+@pytest.fixture
+def small_index(att_dir, tiny_model, tmp_path):
+    """20 AT&T photos indexed without detection: (photos, index_dir)."""
+    photos, index_dir = tmp_path / "photos", tmp_path / "index"
+    for n in range(1, N_PEOPLE + 1):
+        shutil.copytree(att_dir / f"s{n}", photos / f"s{n}")
+    result = run_cli(index_args(photos, index_dir, tiny_model))
+    assert result.exit_code == 0, result.stderr
+    return photos, index_dir
+
+
+def index_args(photos, index_dir, model, *extra):
+    return ["index", photos, "--index", index_dir, "--model", model, "--no-detect", "--json", *extra]
+
+
+def verify_index(index_dir, *extra):
+    """``(exit code, JSON result)`` of ``embedkit index --verify``."""
+    result = run_cli(["index", "--verify", "--index", index_dir, "--json", *extra])
+    return result.exit_code, json.loads(result.stdout)
+
+
+def vector_files(index_dir: Path) -> list[Path]:
+    return sorted(index_dir.glob("vectors-*.faiss"))
+
+
+def assert_refused(result, *words):
+    """Exit code not 0 and exactly one stderr line, holding each of ``words``."""
+    assert result.exit_code != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
