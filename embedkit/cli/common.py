@@ -128,24 +128,10 @@ def quiet_native_logs() -> None:
 
 
 def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its native start-up lines kept off the terminal.
+    """Import TensorFlow without its start-up chatter (see :func:`embedkit.runtime.tf.import_tensorflow`)."""
+    from embedkit.runtime.tf import import_tensorflow
 
-    TensorFlow's C++ logging prints before any setting can stop it, so the
-    CLI points file descriptor 2 at /dev/null for the duration of the import.
-    """
-    if "tensorflow" in sys.modules or logging.getLogger().level <= logging.DEBUG:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import keras  # noqa: F401
-            import tensorflow  # noqa: F401
-            tensorflow.config.list_logical_devices("CPU")
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    import_tensorflow()
 
 
 def setup_logging(verbose: int) -> None:
