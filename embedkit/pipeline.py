@@ -50,6 +50,12 @@ class FacePipeline:
         self.workers = workers or default_workers()
         self.flip = flip
 
+    def prepare(self, expected_files: int) -> None:
+        """Say how many files are coming, so the encoder can pick the back-end that suits the job's size."""
+        for_job = getattr(self.encoder, "for_job", None)
+        if for_job is not None:
+            self.encoder = for_job(expected_files)
+
     def _extract(self, path) -> FileFaces:
         faces, reason = self.extractor.try_file(path)
         return FileFaces(str(path), faces, error=reason)

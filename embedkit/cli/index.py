@@ -65,7 +65,7 @@ def command(folder, index_dir, labels, factory, search_params, batch_size, verif
 
     # The model is loaded before the index is touched: a bad --backbone or
     # --model must leave no new or changed index behind.
-    pipeline, source = make_pipeline(options, _stored_source(index_dir), batch_size)
+    pipeline, source = make_pipeline(options, _stored_source(index_dir), batch_size, job="bulk")
     with open_index(index_dir, create=True) as index:
         bar = None
 

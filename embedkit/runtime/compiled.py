@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Callable
 
@@ -9,6 +10,8 @@ import numpy as np
 
 from embedkit.backbones import Preprocessing
 from embedkit.encoder import UNCALIBRATED_THRESHOLD, embed_batches
+
+logger = logging.getLogger(__name__)
 
 
 class CompiledEncoder:
@@ -44,6 +47,9 @@ class CompiledEncoder:
         self._open_model = open_model
         self._model = None
         self._lock = threading.Lock()
+        # Set by embedkit.runtime for bulk jobs: the encoder that is faster for many faces.
+        self.bulk_loader: Callable | None = None
+        self.bulk_min_faces = 0
 
     @property
     def input_size(self) -> int:
@@ -52,6 +58,18 @@ class CompiledEncoder:
     @property
     def same_threshold(self) -> float:
         return self.threshold if self.threshold is not None else UNCALIBRATED_THRESHOLD
+
+    def for_job(self, expected_faces: int):
+        """The encoder for a job of about ``expected_faces`` faces: this one, or the faster-in-bulk one."""
+        if self.bulk_loader is None or expected_faces < self.bulk_min_faces:
+            return self
+        logger.info("%d faces to embed: switching to the TensorFlow graph", expected_faces)
+        other = self.bulk_loader()
+        if other.model_id != self.model_id:
+            logger.warning("TensorFlow model id %s differs from the converted model's %s; staying on %s",
+                           other.model_id, self.model_id, self.backend)
+            return self
+        return other
 
     def _runner(self):
         with self._lock:

@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from embedkit.runtime.tf import native_stderr_silenced
+
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "encoder.tflite"
@@ -66,10 +68,9 @@ class LiteRTModel:
         from ai_edge_litert.interpreter import Interpreter
 
         threads = threads or default_threads()
-        if isinstance(model, (bytes, bytearray)):
-            self._interpreter = Interpreter(model_content=bytes(model), num_threads=threads)
-        else:
-            self._interpreter = Interpreter(model_path=str(model), num_threads=threads)
+        source = {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray)) else {"model_path": str(model)}
+        with native_stderr_silenced():  # "Created TensorFlow Lite XNNPACK delegate"
+            self._interpreter = Interpreter(**source, num_threads=threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = None
@@ -79,7 +80,8 @@ class LiteRTModel:
         interpreter = self._interpreter
         if self._batch != len(batch):
             interpreter.resize_tensor_input(self._input, batch.shape)
-            interpreter.allocate_tensors()
+            with native_stderr_silenced():
+                interpreter.allocate_tensors()
             self._batch = len(batch)
         interpreter.set_tensor(self._input, batch)
         interpreter.invoke()

@@ -39,11 +39,13 @@ class Conversion:
 
 
 def load_encoder(model: str | os.PathLike | None = None, backbone: str | None = None, weights: str = PRETRAINED,
-                 job: str = "single", backend: str = "auto", expected_faces: int | None = None):
+                 job: str = "single", backend: str = "auto"):
     """An encoder for ``job``: a saved model folder if ``model`` is given, else a backbone (default facenet).
 
     ``backend="auto"`` picks by job (see the module docstring of
-    :mod:`embedkit.runtime`); ``tensorflow`` or ``litert`` force one. The
+    :mod:`embedkit.runtime`); ``tensorflow`` or ``litert`` force one. A bulk
+    job's encoder switches to TensorFlow when told (``for_job``) that at least
+    :data:`BULK_TF_MIN_FACES` faces are coming. The
     first LiteRT use of a model converts it with TensorFlow and caches the
     result; later runs load the cached conversion without TensorFlow.
     """
@@ -59,8 +61,7 @@ def load_encoder(model: str | os.PathLike | None = None, backbone: str | None = 
         if weights != PRETRAINED:
             raise ModelError(f"backbone {spec.name} only has its pretrained weights (got weights {weights!r})")
         return spec.runtime_loader()
-    if backend == "tensorflow" or (backend == "auto" and job == "bulk" and expected_faces is not None
-                                   and expected_faces >= BULK_TF_MIN_FACES):
+    if backend == "tensorflow":
         return _tensorflow(model, backbone, weights)
     conversion = _conversion(model, spec, weights)
     if conversion is None or not litert.available():
@@ -79,7 +80,11 @@ def load_encoder(model: str | os.PathLike | None = None, backbone: str | None = 
             if backend == "litert":
                 raise ModelError("the LiteRT conversion failed; see the log (-v)")
             return encoder
-    return _compiled(entry, conversion)
+    encoder = _compiled(entry, conversion)
+    if job == "bulk" and backend == "auto":
+        encoder.bulk_loader = lambda: _tensorflow(model, backbone, weights)
+        encoder.bulk_min_faces = BULK_TF_MIN_FACES
+    return encoder
 
 
 def _tensorflow(model, backbone, weights):

@@ -1,34 +1,45 @@
-"""Importing TensorFlow (for conversion, training and the TensorFlow back-end)."""
+"""Keeping native libraries' start-up chatter off the terminal, and importing TensorFlow."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 
 
-def import_tensorflow() -> None:
-    """Import TensorFlow and Keras with their native start-up lines kept off the terminal.
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Point file descriptor 2 at /dev/null while native code prints start-up lines.
 
-    TensorFlow's C++ logging prints before any setting can stop it, so file
-    descriptor 2 points at /dev/null for the duration of the import (not
-    when logging is at DEBUG level, nor when TensorFlow is already loaded).
+    TensorFlow's and LiteRT's C++ logging print before any setting can stop
+    them. Nothing is silenced when logging is at DEBUG level or when stderr
+    has no file descriptor.
     """
-    if "tensorflow" in sys.modules or logging.getLogger().level <= logging.DEBUG:
+    if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+        yield
         return
-    sys.stderr.flush()
     try:
+        sys.stderr.flush()
         saved = os.dup(2)
-    except OSError:  # no usable stderr: nothing to keep quiet
-        import keras  # noqa: F401
+    except (OSError, ValueError, AttributeError):
+        yield
         return
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
-            import keras  # noqa: F401
-            import tensorflow  # noqa: F401
-
-            tensorflow.config.list_logical_devices("CPU")
+            yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def import_tensorflow() -> None:
+    """Import TensorFlow and Keras quietly (once)."""
+    if "tensorflow" in sys.modules:
+        return
+    with native_stderr_silenced():
+        import keras  # noqa: F401
+        import tensorflow
+
+        tensorflow.config.list_logical_devices("CPU")
