@@ -54,7 +54,7 @@ def run_config(encoder, name: str, pairs, images: Path, folds: int | None, flip:
     from embedkit.pipeline import FacePipeline
 
     detector, fraction = parse_config(name)
-    pipeline = FacePipeline(encoder, FaceExtractor(encoder.input_size, detector, fraction), flip=flip)
+    pipeline = FacePipeline(encoder, FaceExtractor.for_encoder(encoder, detector, fraction), flip=flip)
     started = time.perf_counter()
     report = evaluate_pairs(pipeline, pairs, images, folds=folds)
     report["seconds"] = round(time.perf_counter() - started, 1)

@@ -43,7 +43,7 @@ class FacePipeline:
     def __init__(self, encoder: Encoder, extractor: FaceExtractor | None = None, batch_size: int = 64,
                  workers: int | None = None, flip: bool = False):
         self.encoder = encoder
-        self.extractor = extractor or FaceExtractor(encoder.input_size)
+        self.extractor = extractor or FaceExtractor.for_encoder(encoder)
         if self.extractor.size != encoder.input_size:
             raise ValueError(f"extractor makes {self.extractor.size}px crops, encoder wants {encoder.input_size}px")
         self.batch_size = batch_size

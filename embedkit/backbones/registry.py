@@ -90,4 +90,4 @@ def get_backbone(name: str) -> BackboneSpec:
 
 def _load_builtin() -> None:
     # Importing the modules registers them; their TensorFlow imports stay lazy.
-    from embedkit.backbones import facenet, simple, vgg16  # noqa: F401
+    from embedkit.backbones import facenet, sface, simple, vgg16  # noqa: F401

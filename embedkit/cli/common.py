@@ -195,7 +195,7 @@ def make_pipeline(options: dict, stored: dict | None = None, batch_size: int = 6
     encoder = load_encoder(source["model_dir"], source["backbone"], source["weights"] or "pretrained", job=job,
                            backend=options.get("runtime") or "auto")
     detector = None if source["no_detect"] else source["detector"]
-    extractor = FaceExtractor(encoder.input_size, detector, source["center_crop"])
+    extractor = FaceExtractor.for_encoder(encoder, detector, source["center_crop"])
     return FacePipeline(encoder, extractor, batch_size=batch_size, flip=bool(source["flip"])), source
 
 

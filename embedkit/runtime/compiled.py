@@ -50,6 +50,8 @@ class CompiledEncoder:
         # Set by embedkit.runtime for bulk jobs: the encoder that is faster for many faces.
         self.bulk_loader: Callable | None = None
         self.bulk_min_faces = 0
+        # The crop framing the model was trained on (see embedkit.faces.align).
+        self.alignment = "facenet"
 
     @property
     def input_size(self) -> int:
