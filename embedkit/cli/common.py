@@ -88,13 +88,25 @@ class EmbedkitGroup(click.Group):
 def fail(message: str, exit_code: int, as_json: bool, exc: click.ClickException | None = None):
     """Print an error (one line, or JSON on stderr) and exit with ``exit_code``."""
     if as_json:
-        error = {"message": message, "exit_code": exit_code}
-        click.echo(json.dumps({"schema": f"embedkit.error/{SCHEMA_VERSION}", "error": error}), err=True)
+        click.echo(_error_json(message, exit_code), err=True)
     elif exc is not None:
         exc.show()
     else:
         click.echo(f"Error: {message}", err=True)
     sys.exit(exit_code)
+
+
+def report_problem(message: str, as_json: bool) -> None:
+    """One line on stderr about one input that was skipped (a JSON error object under ``--json``)."""
+    if as_json or json_requested():
+        click.echo(_error_json(message, 1), err=True)
+    else:
+        click.echo(f"skipped {message}", err=True)
+
+
+def _error_json(message: str, exit_code: int) -> str:
+    return json.dumps({"schema": f"embedkit.error/{SCHEMA_VERSION}", "error": {"message": message,
+                                                                               "exit_code": exit_code}})
 
 
 def json_requested() -> bool:
@@ -112,7 +124,7 @@ def require_files(paths) -> None:
     """Fail at once (before any model loads) if a path does not exist."""
     for path in paths:
         if not os.path.exists(path):
-            raise EmbedkitError(f"{escape(path)}: file not found")
+            raise EmbedkitError(f"{escape(path)}: cannot be read (No such file or directory)")
 
 
 def escape(text) -> str:

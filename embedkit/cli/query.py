@@ -1,6 +1,7 @@
 import click
 
-from embedkit.cli.common import emit, encoder_options, make_pipeline, report_errors, require_files
+from embedkit.cli.common import (emit, encoder_options, escape, json_requested, make_pipeline, report_errors,
+                                 report_problem, require_files)
 from embedkit.cli.index import index_option, open_index
 
 
@@ -28,8 +29,7 @@ def command(images, index_dir, k, as_json, **options):
     failed = [a for a in answers if a["error"]]
     emit(as_json, {**meta, "results": answers}, _text(answers))
     for answer in failed:
-        if not as_json:
-            click.echo(f"skipped {answer['path']}: {answer['error']}", err=True)
+        report_problem(f"{escape(answer['path'])}: {answer['error']}", as_json)
     if failed:
         raise SystemExit(1)
 
@@ -46,7 +46,7 @@ def expand_images(items) -> list[str]:
             problems = []
             paths.extend(str(p) for p in walk_images(Path(item), problems))
             for problem in problems:
-                click.echo(f"skipped {problem.path}: {problem.reason}", err=True)
+                report_problem(f"{escape(problem.path)}: {problem.reason}", json_requested())
         else:
             paths.append(str(item))
     return paths

@@ -99,9 +99,11 @@ def write_entry(key: str, roots: list[Path], model_bytes: bytes, model_file: str
         try:
             (tmp / model_file).write_bytes(model_bytes)
             (tmp / ENTRY_FILE).write_text(json.dumps(meta, indent=2))
+            if target.exists() and find_entry(key, [root]) is None:
+                shutil.rmtree(target)  # a damaged entry
             os.replace(tmp, target)
         except OSError as exc:
-            if not (target / ENTRY_FILE).is_file():  # else another process stored the same entry first
+            if find_entry(key, [root]) is None:  # else another process stored the same entry first
                 logger.info("cannot cache the conversion in %s (%s)", root, exc.strerror or exc)
                 continue
         finally:
