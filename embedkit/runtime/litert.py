@@ -6,6 +6,8 @@ in milliseconds), with XNNPACK on the CPU.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 
@@ -44,7 +46,9 @@ def convert(encoder) -> bytes:
 
     network = encoder.network
     size = encoder.input_size
-    flatbuffer = tf.lite.TFLiteConverter.from_keras_model(network).convert()
+    # The converter prints what it saves on stdout, which belongs to the command's output.
+    with contextlib.redirect_stdout(io.StringIO()), native_stderr_silenced((1, 2)):
+        flatbuffer = tf.lite.TFLiteConverter.from_keras_model(network).convert()
     check = np.random.default_rng(0).integers(0, 256, (3, size, size, 3), dtype=np.uint8)
     batch = encoder.preprocessing(check)
     expected = np.asarray(network(batch, training=False))

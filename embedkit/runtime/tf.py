@@ -9,29 +9,36 @@ import sys
 
 
 @contextlib.contextmanager
-def native_stderr_silenced():
-    """Point file descriptor 2 at /dev/null while native code prints start-up lines.
+def native_stderr_silenced(fds: tuple[int, ...] = (2,)):
+    """Point file descriptors ``fds`` (default: stderr) at /dev/null while native code prints start-up lines.
 
     TensorFlow's and LiteRT's C++ logging print before any setting can stop
-    them. Nothing is silenced when logging is at DEBUG level or when stderr
-    has no file descriptor.
+    them. Nothing is silenced when logging is at DEBUG level or when a
+    descriptor is not usable.
     """
     if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
         yield
         return
+    saved = {}
     try:
+        sys.stdout.flush()
         sys.stderr.flush()
-        saved = os.dup(2)
+        for fd in fds:
+            saved[fd] = os.dup(fd)
     except (OSError, ValueError, AttributeError):
+        for copy in saved.values():
+            os.close(copy)
         yield
         return
     try:
         with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
+            for fd in fds:
+                os.dup2(devnull.fileno(), fd)
             yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def import_tensorflow() -> None:
