@@ -54,7 +54,7 @@ def run_config(encoder, name: str, pairs, images: Path, folds: int | None, flip:
     from embedkit.pipeline import FacePipeline
 
     detector, fraction = parse_config(name)
-    pipeline = FacePipeline(encoder, FaceExtractor(encoder.input_size, detector, fraction), flip=flip)
+    pipeline = FacePipeline(encoder, FaceExtractor.for_encoder(encoder, detector, fraction), flip=flip)
     started = time.perf_counter()
     report = evaluate_pairs(pipeline, pairs, images, folds=folds)
     report["seconds"] = round(time.perf_counter() - started, 1)
@@ -123,19 +123,26 @@ def main(argv=None) -> int:
                         help="Comma-separated: yunet, mtcnn, ccF (no detection, central fraction F).")
     parser.add_argument("--folds", type=int, default=None, help="Only the first K folds (quick check).")
     parser.add_argument("--flip", action="store_true", help="Also embed mirror images.")
+    parser.add_argument("--runtime", default="tensorflow", choices=("tensorflow", "litert", "auto"),
+                        help="Inference back-end (embedkit.runtime); sface always runs on OpenCV.")
     parser.add_argument("--name", default=None, help="Result section name (default lfw / lfw-<model>).")
     parser.add_argument("--no-write", action="store_true", help="Print only; leave RESULTS.md alone.")
     parser.add_argument("--append", action="store_true",
                         help="Keep the other configurations of an earlier run of the same section.")
     args = parser.parse_args(argv)
 
-    from embedkit.encoder import load_encoder
     from embedkit.evaluation.pairs import read_lfw_pairs
+    from embedkit.runtime import load_encoder
 
-    encoder = load_encoder(args.model, args.backbone)
+    encoder = load_encoder(args.model, None if args.model else args.backbone, job="bulk", backend=args.runtime)
+    backend = getattr(encoder, "backend", "tensorflow")
     model_label = (f"fine-tuned model `{args.model.name}` ({encoder.backbone})" if args.model
-                   else f"`{args.backbone}` pretrained")
+                   else f"`{args.backbone}` pretrained") + f", {backend} runtime"
     name = args.name or (f"lfw-{args.model.name}" if args.model else "lfw")
+    if args.backbone != "facenet" and not args.model:
+        name = args.name or f"{name}-{args.backbone}"
+    if args.runtime != "tensorflow":
+        name = args.name or f"{name}-{backend}"
     if args.flip:
         model_label += ", with flip"
         name = args.name or f"{name}-flip"

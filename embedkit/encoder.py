@@ -227,15 +227,25 @@ class Encoder:
             predict = lambda batch: network(batch, training=False)  # noqa: E731
         else:
             predict = self._predict_fn()
-        out = np.empty((len(faces), self.embedding_dim), dtype=np.float32)
-        for start in range(0, len(faces), batch_size):
-            batch = self.preprocessing(faces[start:start + batch_size])
-            emb = np.asarray(predict(batch))
-            if flip:
-                emb = emb + np.asarray(predict(np.ascontiguousarray(batch[:, :, ::-1])))
-                emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-            out[start:start + len(emb)] = emb
-        return out
+        return embed_batches(predict, self.preprocessing, faces, batch_size, flip)
+
+
+def embed_batches(predict, preprocessing: Preprocessing, faces: np.ndarray, batch_size: int, flip: bool) -> np.ndarray:
+    """Run ``predict`` (float batch -> embeddings) over uint8 ``faces`` in batches, with optional flip.
+
+    Shared by every back-end, so they all embed exactly the same way.
+    """
+    out = None
+    for start in range(0, len(faces), batch_size):
+        batch = preprocessing(faces[start:start + batch_size])
+        emb = np.asarray(predict(batch), dtype=np.float32)
+        if flip:
+            emb = emb + np.asarray(predict(np.ascontiguousarray(batch[:, :, ::-1])), dtype=np.float32)
+            emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        if out is None:
+            out = np.empty((len(faces), emb.shape[1]), dtype=np.float32)
+        out[start:start + len(emb)] = emb
+    return out
 
 
 SAVE_PREFIX = ".save-"

@@ -43,12 +43,18 @@ class FacePipeline:
     def __init__(self, encoder: Encoder, extractor: FaceExtractor | None = None, batch_size: int = 64,
                  workers: int | None = None, flip: bool = False):
         self.encoder = encoder
-        self.extractor = extractor or FaceExtractor(encoder.input_size)
+        self.extractor = extractor or FaceExtractor.for_encoder(encoder)
         if self.extractor.size != encoder.input_size:
             raise ValueError(f"extractor makes {self.extractor.size}px crops, encoder wants {encoder.input_size}px")
         self.batch_size = batch_size
         self.workers = workers or default_workers()
         self.flip = flip
+
+    def prepare(self, expected_files: int) -> None:
+        """Say how many files are coming, so the encoder can pick the back-end that suits the job's size."""
+        for_job = getattr(self.encoder, "for_job", None)
+        if for_job is not None:
+            self.encoder = for_job(expected_files)
 
     def _extract(self, path) -> FileFaces:
         faces, reason = self.extractor.try_file(path)

@@ -85,6 +85,7 @@ register_backbone(
         builder=_build_facenet,
         threshold=FACENET_THRESHOLD,
         blocks=FACENET_BLOCKS,
+        pinned_weights=FACENET_WEIGHTS,
     )
 )
 

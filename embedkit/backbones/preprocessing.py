@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-SCALINGS = ("standardize", "fixed", "caffe", "unit")
+SCALINGS = ("standardize", "fixed", "caffe", "unit", "raw")
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,8 @@ class Preprocessing:
         size: side of the square input, in pixels.
         scaling: ``standardize`` (per image: zero mean, unit variance; FaceNet
             2017), ``fixed`` ((x - 127.5) / 128; FaceNet 2018), ``caffe``
-            (RGB to BGR, ImageNet mean subtracted; VGG16) or ``unit`` (x / 255).
+            (RGB to BGR, ImageNet mean subtracted; VGG16), ``unit`` (x / 255)
+            or ``raw`` (0-255 as float; SFace).
         grayscale: feed one grey channel repeated three times.
     """
 
@@ -53,6 +54,8 @@ class Preprocessing:
             return (x - 127.5) / 128.0
         if self.scaling == "caffe":
             return x[..., ::-1] - np.array([103.939, 116.779, 123.68], dtype=np.float32)
+        if self.scaling == "raw":
+            return x
         return x / 255.0
 
     def get_config(self) -> dict:

@@ -34,6 +34,11 @@ class BackboneSpec:
             pretrained weights, calibrated on LFW, or None if not calibrated.
         blocks: names of the layers that start each block, bottom to top, so
             fine-tuning can unfreeze "the top N blocks".
+        pinned_weights: the pretrained weights file as a
+            :class:`~embedkit.backbones.weights.PinnedWeights` (its hash keys
+            the cached fast-runtime conversion), or None.
+        runtime_loader: for backbones with no Keras network (ONNX only):
+            ``runtime_loader() -> encoder``, and ``builder`` is not used.
     """
 
     name: str
@@ -43,6 +48,8 @@ class BackboneSpec:
     builder: Callable
     threshold: float | None = None
     blocks: tuple[str, ...] = field(default_factory=tuple)
+    pinned_weights: object | None = None
+    runtime_loader: Callable | None = None
 
     def build(self, weights: str = PRETRAINED, input_size: int | None = None):
         """Build the Keras network with the given weights."""
@@ -83,4 +90,4 @@ def get_backbone(name: str) -> BackboneSpec:
 
 def _load_builtin() -> None:
     # Importing the modules registers them; their TensorFlow imports stay lazy.
-    from embedkit.backbones import facenet, simple, vgg16  # noqa: F401
+    from embedkit.backbones import facenet, sface, simple, vgg16  # noqa: F401

@@ -14,5 +14,5 @@ def command(as_json):
         spec = get_backbone(name)
         rows.append({"name": name, "description": spec.description, "input_size": spec.preprocessing.size,
                      "output_dim": spec.output_dim, "threshold": spec.threshold})
-    emit(as_json, rows, "\n".join(f"{r['name']:<11} {r['input_size']}px -> {r['output_dim']}-d  {r['description']}"
+    emit(as_json, {"backbones": rows}, "\n".join(f"{r['name']:<11} {r['input_size']}px -> {r['output_dim']}-d  {r['description']}"
                                   for r in rows))

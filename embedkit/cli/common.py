@@ -1,4 +1,19 @@
-"""Options and output helpers shared by the click commands."""
+"""Options and output helpers shared by the click commands.
+
+Conventions every command gets (new commands: nothing to do but use these):
+
+- ``--json`` and ``-v``/``-vv`` work before or after the command name
+  (:class:`EmbedkitGroup` moves them). A command that prints JSON declares
+  ``@click.option("--json", "as_json", is_flag=True)`` and calls
+  :func:`emit`, which also honours a ``--json`` given before the name and
+  stamps dicts with ``"schema": "embedkit.<command>/<version>"``.
+- Library errors: wrap the command in ``@report_errors``; an
+  :class:`~embedkit.errors.EmbedkitError` becomes one line on stderr, or
+  under ``--json`` one JSON object ``{"schema": "embedkit.error/1",
+  "error": {"message", "exit_code"}}`` on stderr (usage errors too).
+- Exit codes (:data:`EXIT_CODES`): 0 done, 1 error (bad input, model or
+  index), 2 bad usage (unknown option, missing argument), 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +29,108 @@ from embedkit.errors import EmbedkitError
 from embedkit.textsafe import printable
 
 logger = logging.getLogger("embedkit.cli")
+
+SCHEMA_VERSION = 1
+EXIT_CODES = {0: "done", 1: "error: bad input, model or index (one line says which and why)",
+              2: "usage error: unknown option, missing or bad argument", 130: "interrupted (work so far is kept)"}
+JSON_FLAG = "--json"
+VERBOSE_FLAGS = ("-v", "-vv", "-vvv", "--verbose")
+_JSON_META = "embedkit.json"
+
+
+def _declares(command, flag: str) -> bool:
+    return any(flag in getattr(param, "opts", ()) for param in command.params)
+
+
+def _wants_json(args) -> bool:
+    args = list(args)
+    return JSON_FLAG in (args[:args.index("--")] if "--" in args else args)
+
+
+class EmbedkitGroup(click.Group):
+    """The ``embedkit`` group: shared flags accepted after a command name, errors as JSON under ``--json``."""
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, self._hoist(ctx, list(args)))
+
+    def _hoist(self, ctx, args: list[str]) -> list[str]:
+        """Move ``-v`` and (for commands without their own) ``--json`` in front of the command name."""
+        position = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+        if position is None:
+            return args
+        command = self.get_command(ctx, args[position])
+        if command is None:
+            return args
+        end = args.index("--") if "--" in args else len(args)
+        hoisted, kept = [], []
+        for arg in args[position + 1:end]:
+            own = command is not None and _declares(command, arg)
+            if (arg in VERBOSE_FLAGS or arg == JSON_FLAG) and not own:
+                hoisted.append(arg)
+            else:
+                kept.append(arg)
+        return args[:position] + hoisted + [args[position]] + kept + args[end:]
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        args = list(sys.argv[1:] if args is None else args)
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            fail(exc.format_message(), exc.exit_code, _wants_json(args), exc)
+        except click.exceptions.Abort:
+            fail("aborted", 1, _wants_json(args))
+        except KeyboardInterrupt:
+            fail("interrupted", 130, _wants_json(args))
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def fail(message: str, exit_code: int, as_json: bool, exc: click.ClickException | None = None):
+    """Print an error (one line, or JSON on stderr) and exit with ``exit_code``."""
+    if as_json:
+        click.echo(_error_json(message, exit_code), err=True)
+    elif exc is not None:
+        exc.show()
+    else:
+        click.echo(f"Error: {message}", err=True)
+    sys.exit(exit_code)
+
+
+def report_problem(message: str, as_json: bool) -> None:
+    """One line on stderr about one input that was skipped (a JSON error object under ``--json``)."""
+    if as_json or json_requested():
+        click.echo(_error_json(message, 1), err=True)
+    else:
+        click.echo(f"skipped {message}", err=True)
+
+
+def _error_json(message: str, exit_code: int) -> str:
+    return json.dumps({"schema": f"embedkit.error/{SCHEMA_VERSION}", "error": {"message": message,
+                                                                               "exit_code": exit_code}})
+
+
+def json_requested() -> bool:
+    """True when ``--json`` was given anywhere on the command line."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().meta.get(_JSON_META))
+
+
+def remember_json(ctx, as_json: bool) -> None:
+    """Called by the group with its own ``--json``."""
+    ctx.find_root().meta[_JSON_META] = bool(as_json)
+
+
+def require_files(paths) -> None:
+    """Fail at once (before any model loads) if a path does not exist."""
+    for path in paths:
+        if not os.path.exists(path):
+            raise EmbedkitError(f"{escape(path)}: cannot be read (No such file or directory)")
+
+
+def escape(text) -> str:
+    """``text`` with control characters escaped, for one-line messages (see :func:`embedkit.textsafe.printable`)."""
+    return printable(text)
 
 
 def encoder_options(func):
@@ -35,6 +152,8 @@ def encoder_options(func):
                   help="With --no-detect: keep this central fraction of the image (default 1.0).")
     @click.option("--flip", is_flag=True, default=None,
                   help="Also embed mirror images (slower, may be more accurate).")
+    @click.option("--runtime", default=None, type=click.Choice(["auto", "tensorflow", "litert"]),
+                  help="Inference back-end (default auto: LiteRT once converted, TensorFlow for big jobs).")
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         return func(*args, **kwargs)
@@ -68,31 +187,48 @@ def pipeline_source(options: dict, stored: dict | None = None) -> dict:
     return source
 
 
-def make_pipeline(options: dict, stored: dict | None = None, batch_size: int = 64):
-    """Encoder and face pipeline from the shared options (see :func:`pipeline_source`)."""
-    import_tensorflow_quietly()
-    from embedkit.encoder import load_encoder
+def make_pipeline(options: dict, stored: dict | None = None, batch_size: int = 64, job: str = "single"):
+    """Encoder and face pipeline from the shared options (see :func:`pipeline_source`).
+
+    ``job`` (``single`` or ``bulk``) lets :mod:`embedkit.runtime` pick the
+    back-end; ``--runtime`` forces one.
+    """
     from embedkit.faces import FaceExtractor
     from embedkit.pipeline import FacePipeline
+    from embedkit.runtime import load_encoder
 
     source = pipeline_source(options, stored)
     if source["weights"] == "random" and not source["model_dir"]:
         # Seeded, so the same random model (and model id) comes back on every run.
+        import_tensorflow_quietly()
         import keras
 
         keras.utils.set_random_seed(RANDOM_WEIGHTS_SEED)
-    encoder = load_encoder(source["model_dir"], source["backbone"], source["weights"] or "pretrained")
+    encoder = load_encoder(source["model_dir"], source["backbone"], source["weights"] or "pretrained", job=job,
+                           backend=options.get("runtime") or "auto")
     detector = None if source["no_detect"] else source["detector"]
-    extractor = FaceExtractor(encoder.input_size, detector, source["center_crop"])
+    extractor = FaceExtractor.for_encoder(encoder, detector, source["center_crop"])
     return FacePipeline(encoder, extractor, batch_size=batch_size, flip=bool(source["flip"])), source
 
 
 def emit(as_json: bool, data, text: str | None = None) -> None:
-    """Print ``data`` as JSON or ``text`` for people."""
-    if as_json:
+    """Print ``data`` as JSON (``--json`` before or after the command name) or ``text`` for people.
+
+    A dict gets ``"schema": "embedkit.<command>/<version>"`` first unless it has one.
+    """
+    if as_json or json_requested():
+        if isinstance(data, dict) and "schema" not in data:
+            data = {"schema": schema_name(), **data}
         click.echo(json.dumps(data, indent=2, default=_jsonable))
     elif text is not None:
         click.echo(text)
+
+
+def schema_name() -> str:
+    """``embedkit.<command>/<version>`` for the running command (sub-commands joined by dots)."""
+    ctx = click.get_current_context(silent=True)
+    parts = ctx.command_path.split()[1:] if ctx else []
+    return f"embedkit.{'.'.join(parts) or 'main'}/{SCHEMA_VERSION}"
 
 
 def _jsonable(value):
@@ -129,24 +265,10 @@ def quiet_native_logs() -> None:
 
 
 def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its native start-up lines kept off the terminal.
+    """Import TensorFlow without its start-up chatter (see :func:`embedkit.runtime.tf.import_tensorflow`)."""
+    from embedkit.runtime.tf import import_tensorflow
 
-    TensorFlow's C++ logging prints before any setting can stop it, so the
-    CLI points file descriptor 2 at /dev/null for the duration of the import.
-    """
-    if "tensorflow" in sys.modules or logging.getLogger().level <= logging.DEBUG:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import keras  # noqa: F401
-            import tensorflow  # noqa: F401
-            tensorflow.config.list_logical_devices("CPU")
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    import_tensorflow()
 
 
 class PrintableFormatter(logging.Formatter):

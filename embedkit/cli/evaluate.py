@@ -49,7 +49,7 @@ def command(pairs_file, images_dir, data_dir, one_photo, folds, n_pairs, seed, k
         raise click.UsageError("--pairs needs --images DIR (the folder its paths are relative to)")
     if groups == "utkface":
         one_photo = True  # UTKFace holds one photo per person
-    pipeline, source = make_pipeline(options)
+    pipeline, source = make_pipeline(options, job="bulk")
     show = not as_json
     if pairs_file:
         from embedkit.evaluation.pairs import read_lfw_pairs

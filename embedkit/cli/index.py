@@ -6,6 +6,9 @@ from embedkit.cli.common import emit, encoder_options, make_pipeline, report_err
 from embedkit.textsafe import printable, skipped_line
 
 
+STARTING_FORMAT = "{desc}: {n_fmt}/{total_fmt} photos [{elapsed}, starting]"
+
+
 def index_option(func):
     return click.option("--index", "index_dir", default=None, type=click.Path(file_okay=False),
                         help="Index folder (default: embedkit's own folder, see `embedkit info`).")(func)
@@ -80,18 +83,24 @@ def command(folder, index_dir, labels, factory, search_params, batch_size, verif
 
     # The model is loaded before the index is touched: a bad --backbone or
     # --model must leave no new or changed index behind.
-    pipeline, source = make_pipeline(options, _stored_source(index_dir), batch_size)
+    pipeline, source = make_pipeline(options, _stored_source(index_dir), batch_size, job="bulk")
     check_new_index_settings(index_dir, factory, search_params, pipeline.encoder.embedding_dim)
     with open_index(index_dir, create=True) as index:
         bar = None
 
         def on_start(total):
             nonlocal bar
-            bar = tqdm(total=total, unit="photo", desc="Embedding", disable=as_json, leave=False)
+            # No rate or ETA until a first batch is embedded: start-up is no measure of speed.
+            bar = tqdm(total=total, unit="photo", desc="Embedding", disable=as_json, leave=False,
+                       bar_format=STARTING_FORMAT)
 
         def progress(path):
-            if bar is not None:
-                bar.update(1)
+            if bar is None:
+                return
+            bar.update(1)
+            if bar.bar_format == STARTING_FORMAT and bar.n >= min(batch_size, bar.total or 1):
+                bar.bar_format = None
+                bar.refresh()
 
         try:
             report = index.update(folder, pipeline, labels=labels, factory=factory, search_params=search_params,

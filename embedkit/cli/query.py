@@ -1,36 +1,71 @@
 import click
 
-from embedkit.cli.common import emit, encoder_options, make_pipeline, report_errors
+from embedkit.cli.common import (emit, encoder_options, escape, json_requested, make_pipeline, report_errors,
+                                 report_problem, require_files)
 from embedkit.cli.index import index_option, open_index
 from embedkit.textsafe import printable
 
 
 @click.command("query")
-@click.argument("image", type=click.Path())
+@click.argument("images", nargs=-1, required=True, type=click.Path())
 @index_option
 @encoder_options
 @click.option("-k", "--top", "k", default=5, show_default=True, type=click.IntRange(1, 1000),
               help="Matches per face.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @report_errors
-def command(image, index_dir, k, as_json, **options):
-    """Find the stored faces nearest to each face in IMAGE."""
-    from embedkit.search import query_image
+def command(images, index_dir, k, as_json, **options):
+    """Find the stored faces nearest to each face in IMAGES (image files or folders of images).
 
+    Exit code 1 if an image could not be read (the others are still answered).
+    """
+    from embedkit.search import query_images
+
+    require_files(images)
+    paths = expand_images(images)
     with open_index(index_dir, create=False) as index:
-        pipeline, _ = make_pipeline(options, index.source)
-        faces = query_image(index, pipeline, image, k)
-    if as_json:
-        emit(True, faces)
-        return
-    if not faces:
-        click.echo(f"{printable(image)}: no face found")
-        return
+        pipeline, _ = make_pipeline(options, index.source, job="bulk" if len(paths) > 8 else "single")
+        answers = list(query_images(index, pipeline, paths, k))
+        meta = {"index": str(index.folder), "model_id": pipeline.encoder.model_id, "k": k}
+    failed = [a for a in answers if a["error"]]
+    emit(as_json, {**meta, "results": answers}, _text(answers))
+    for answer in failed:
+        report_problem(f"{escape(answer['path'])}: {answer['error']}", as_json)
+    if failed:
+        raise SystemExit(1)
+
+
+def expand_images(items) -> list[str]:
+    """Image files given directly, plus the images under each folder given (sorted)."""
+    from pathlib import Path
+
+    from embedkit.index.scan import walk_images
+
+    paths = []
+    for item in items:
+        if Path(item).is_dir():
+            problems = []
+            paths.extend(str(p) for p in walk_images(Path(item), problems))
+            for problem in problems:
+                report_problem(f"{escape(problem.path)}: {problem.reason}", json_requested())
+        else:
+            paths.append(str(item))
+    return paths
+
+
+def _text(answers) -> str:
     lines = []
-    for face in faces:
-        x, y, w, h = face["box"]
-        lines.append(f"face {face['face_no']} at ({x:.0f}, {y:.0f}, {w:.0f}x{h:.0f}):")
-        for rank, match in enumerate(face["matches"], start=1):
-            label = f" [{printable(match['label'])}]" if match.get("label") else ""
-            lines.append(f"  {rank}. {match['score']:.3f}  {printable(match['path'])}{label}")
-    click.echo("\n".join(lines))
+    for answer in answers:
+        if answer["error"]:
+            continue
+        if len(answers) > 1:
+            lines.append(f"{printable(answer['path'])}:")
+        if not answer["faces"]:
+            lines.append(f"{printable(answer['path'])}: no face found")
+        for face in answer["faces"]:
+            x, y, w, h = face["box"]
+            lines.append(f"face {face['face_no']} at ({x:.0f}, {y:.0f}, {w:.0f}x{h:.0f}):")
+            for rank, match in enumerate(face["matches"], start=1):
+                label = f" [{printable(match['label'])}]" if match.get("label") else ""
+                lines.append(f"  {rank}. {match['score']:.3f}  {printable(match['path'])}{label}")
+    return "\n".join(lines)

@@ -21,6 +21,16 @@ FACE_TEMPLATE = np.array(
 TEMPLATE_STRETCH = 1.26
 
 
+# The five-point template of ArcFace-style recognisers (SFace): 112x112 crops,
+# no stretch (Deng et al., InsightFace). Same landmark order as above.
+ARCFACE_SIZE = 112
+ARCFACE_TEMPLATE = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float64,
+)
+ALIGNMENTS = ("facenet", "arcface")
+
+
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares rotation, uniform scale and shift mapping ``src`` onto ``dst`` (2x3)."""
     import cv2
@@ -33,8 +43,16 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def alignment_matrix(landmarks: np.ndarray, size: int) -> np.ndarray:
-    """The 2x3 affine map from image pixels to a ``size`` x ``size`` aligned crop."""
+def alignment_matrix(landmarks: np.ndarray, size: int, alignment: str = "facenet") -> np.ndarray:
+    """The 2x3 affine map from image pixels to a ``size`` x ``size`` aligned crop.
+
+    ``alignment``: ``facenet`` (the stretched MTCNN-style framing above) or
+    ``arcface`` (the ArcFace template, a plain similarity transform).
+    """
+    if alignment == "arcface":
+        return similarity_transform(landmarks, ARCFACE_TEMPLATE * (size / ARCFACE_SIZE))
+    if alignment != "facenet":
+        raise ValueError(f"unknown alignment {alignment!r}; expected one of {', '.join(ALIGNMENTS)}")
     scale = size / TEMPLATE_SIZE
     unstretched = FACE_TEMPLATE * [scale / TEMPLATE_STRETCH, scale]
     similarity = similarity_transform(landmarks, unstretched)
@@ -42,11 +60,11 @@ def alignment_matrix(landmarks: np.ndarray, size: int) -> np.ndarray:
     return stretch @ similarity
 
 
-def align_face(image: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarray:
+def align_face(image: np.ndarray, landmarks: np.ndarray, size: int, alignment: str = "facenet") -> np.ndarray:
     """An upright ``(size, size, 3)`` uint8 crop of the face with these landmarks."""
     import cv2
 
-    matrix = alignment_matrix(landmarks, size)
+    matrix = alignment_matrix(landmarks, size, alignment)
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 

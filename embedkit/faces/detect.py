@@ -8,6 +8,7 @@ largest face first.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -35,6 +36,22 @@ class Detection:
     box: tuple[float, float, float, float]
     landmarks: np.ndarray
     score: float
+
+
+_CREATE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def opencv_log_level(level: int):
+    """OpenCV's log level set to ``level`` for the block (never louder than it was)."""
+    import cv2
+
+    before = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(min(level, before))
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(before)
 
 
 def _ordered_landmarks(points) -> np.ndarray:
@@ -72,9 +89,12 @@ class YuNetDetector:
         det = getattr(self._local, "detector", None)
         if det is None:
             model = resources.files("embedkit.faces").joinpath("models", YUNET_MODEL)
-            det = cv2.FaceDetectorYN.create(
-                str(model), "", (width, height), self.score_threshold, self.nms_threshold, 5000
-            )
+            # OpenCV warns on every creation that its new graph engine ignores
+            # the target; one warning per reader thread helps nobody.
+            with _CREATE_LOCK, opencv_log_level(cv2.utils.logging.LOG_LEVEL_ERROR):
+                det = cv2.FaceDetectorYN.create(
+                    str(model), "", (width, height), self.score_threshold, self.nms_threshold, 5000
+                )
             self._local.detector = det
         det.setInputSize((width, height))
         return det

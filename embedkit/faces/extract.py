@@ -51,10 +51,12 @@ class FaceExtractor:
             its central ``center_crop`` fraction, is the one face.
         center_crop: fraction of the shorter side kept without detection.
         max_faces: keep at most this many faces per image, largest first.
+        alignment: the crop framing the encoder was trained on: ``facenet``
+            (default) or ``arcface`` (see :mod:`embedkit.faces.align`).
     """
 
     def __init__(self, size: int, detector: str | None = DEFAULT_DETECTOR, center_crop: float = 1.0,
-                 max_faces: int | None = None):
+                 max_faces: int | None = None, alignment: str = "facenet"):
         if not 0.05 <= center_crop <= 1.0:
             raise ValueError(f"center_crop must be in (0.05, 1], got {center_crop}")
         self.size = size
@@ -62,10 +64,20 @@ class FaceExtractor:
         self.detector = get_detector(detector) if detector else None
         self.center_crop = center_crop
         self.max_faces = max_faces
+        self.alignment = alignment
+
+    @classmethod
+    def for_encoder(cls, encoder, detector: str | None = DEFAULT_DETECTOR, center_crop: float = 1.0,
+                    max_faces: int | None = None) -> "FaceExtractor":
+        """Crops of the size and framing ``encoder`` wants."""
+        return cls(encoder.input_size, detector, center_crop, max_faces, getattr(encoder, "alignment", "facenet"))
 
     def describe(self) -> dict:
-        """What this extractor does, for metadata."""
-        return {"detector": self.detector_name, "center_crop": self.center_crop, "size": self.size}
+        """What this extractor does, for metadata (the default alignment is left out, as before it existed)."""
+        described = {"detector": self.detector_name, "center_crop": self.center_crop, "size": self.size}
+        if self.alignment != "facenet":
+            described["alignment"] = self.alignment
+        return described
 
     def from_image(self, image: np.ndarray, path: str = "") -> list[Face]:
         if self.detector is None:
@@ -76,7 +88,7 @@ class FaceExtractor:
         faces = []
         for number, detection in enumerate(self.detector.detect(image)[: self.max_faces]):
             try:
-                crop = align_face(image, detection.landmarks, self.size)
+                crop = align_face(image, detection.landmarks, self.size, self.alignment)
             except ValueError:
                 crop = box_crop(image, detection.box, self.size)
             faces.append(Face(path, number, detection.box, detection.score, crop))

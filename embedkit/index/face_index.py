@@ -301,6 +301,8 @@ class FaceIndex:
         for key, *_ in reused:
             if progress:
                 progress(key)
+        if to_embed:
+            pipeline.prepare(len(to_embed))
         if on_start:
             on_start(len(to_embed))
 

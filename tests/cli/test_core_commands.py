@@ -32,7 +32,9 @@ def test_index_then_query_with_no_other_flags(att_dir, tmp_path, facenet_encoder
     # query reuses the index's own settings (--no-detect) without being told
     result = run("query", att_dir / "s2" / "5.pgm", "--json", "-k", "2")
     assert result.exit_code == 0, result.output
-    faces = json.loads(result.output)
+    answer = json.loads(result.output)
+    assert answer["schema"] == "embedkit.query/1" and answer["results"][0]["error"] is None
+    faces = answer["results"][0]["faces"]
     assert faces[0]["matches"][0]["label"] == "s2" and faces[0]["matches"][0]["score"] > 0.99
     text = run("query", att_dir / "s2" / "5.pgm")
     assert "s2/5.pgm" in text.output
@@ -58,5 +60,6 @@ def test_unknown_backbone_and_missing_index(att_dir, tmp_path):
 
 def test_backbones_list():
     result = run("backbones", "--json")
-    names = {row["name"] for row in json.loads(result.output)}
-    assert {"facenet", "facenet512", "vgg16", "simple"} <= names
+    data = json.loads(result.output)
+    assert data["schema"] == "embedkit.backbones/1"
+    assert {"facenet", "facenet512", "vgg16", "simple", "sface"} <= {row["name"] for row in data["backbones"]}

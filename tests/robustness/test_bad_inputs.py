@@ -170,7 +170,7 @@ def test_query_each_case(indexed, bad_cases):
             assert len(lines) == 1 and case.key in lines[0] and case.reason in lines[0], (case.name, lines)
             continue
         assert result.exit_code == 0, f"{case.name}: {result.stderr}"
-        faces = json.loads(result.stdout)
+        faces = json.loads(result.stdout)["results"][0]["faces"]
         if case.outcome == "no_face":
             assert faces == []
         else:

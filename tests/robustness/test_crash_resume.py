@@ -73,7 +73,7 @@ def test_kill_during_index_then_resume(att_dir, tiny_model, tmp_path):
         # A query while the index run is under way: the last committed state, no error.
         during = run_cli(["query", photos / "s1" / "1.pgm", "--index", index_dir, "--json", "-k", "3"])
         assert during.exit_code == 0, during.stderr
-        best = json.loads(during.stdout)[0]["matches"][0]
+        best = json.loads(during.stdout)["results"][0]["faces"][0]["matches"][0]
         assert best["path"] == str(photos / "s1" / "1.pgm") and best["score"] > 0.999
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

@@ -1,0 +1,156 @@
+"""Which back-end runs an encoder: chosen per job, the conversion made once and cached."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from embedkit.backbones import PRETRAINED, RANDOM, Preprocessing, get_backbone
+from embedkit.errors import ModelError
+from embedkit.runtime import cache, litert
+
+logger = logging.getLogger(__name__)
+
+JOBS = ("single", "bulk")
+BACKENDS = ("auto", "tensorflow", "litert")
+# A bulk job expected to embed at least this many faces runs on TensorFlow's
+# frozen graph: it embeds faster than LiteRT on a CPU, which repays
+# importing TensorFlow and tracing the graph (about 15 s) from here on.
+# Measured by `python benchmarks/bench_cold.py --backends`.
+BULK_TF_MIN_FACES = 2000
+
+
+@dataclass
+class Conversion:
+    """What a conversion is made from: the weights files' hashes and the shaping config."""
+
+    weights_sha256: list[str]
+    config: dict
+    beside: Path | None
+    threshold: float | None
+    weights_source: str
+    metadata: dict
+
+    def key(self, backend: str) -> str:
+        return cache.cache_key(self.weights_sha256, self.config, backend)
+
+
+def load_encoder(model: str | os.PathLike | None = None, backbone: str | None = None, weights: str = PRETRAINED,
+                 job: str = "single", backend: str = "auto"):
+    """An encoder for ``job``: a saved model folder if ``model`` is given, else a backbone (default facenet).
+
+    ``backend="auto"`` picks by job (see the module docstring of
+    :mod:`embedkit.runtime`); ``tensorflow`` or ``litert`` force one. A bulk
+    job's encoder switches to TensorFlow when told (``for_job``) that at least
+    :data:`BULK_TF_MIN_FACES` faces are coming. The
+    first LiteRT use of a model converts it with TensorFlow and caches the
+    result; later runs load the cached conversion without TensorFlow.
+    """
+    if job not in JOBS:
+        raise ValueError(f"unknown job {job!r}; expected one of {', '.join(JOBS)}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if model is not None and backbone is not None:
+        logger.info("--model given; ignoring backbone %s", backbone)
+        backbone = None
+    spec = None if model is not None else get_backbone(backbone or "facenet")
+    if spec is not None and spec.runtime_loader is not None:
+        if weights != PRETRAINED:
+            raise ModelError(f"backbone {spec.name} only has its pretrained weights (got weights {weights!r})")
+        return spec.runtime_loader()
+    if backend == "tensorflow":
+        return _tensorflow(model, backbone, weights)
+    conversion = _conversion(model, spec, weights)
+    if conversion is None or not litert.available():
+        why = "no LiteRT" if conversion is not None else "random weights are never converted"
+        if backend == "litert":
+            raise ModelError(f"cannot run this model on LiteRT ({why})")
+        logger.info("running on TensorFlow (%s)", why)
+        return _tensorflow(model, backbone, weights)
+    key = conversion.key("litert")
+    roots = cache.candidate_roots(conversion.beside)
+    entry = cache.find_entry(key, roots)
+    if entry is None:
+        encoder = _tensorflow(model, backbone, weights)
+        entry = _convert(encoder, conversion, key, roots)
+        if entry is None:
+            if backend == "litert":
+                raise ModelError("the LiteRT conversion failed; see the log (-v)")
+            return encoder
+    encoder = _compiled(entry, conversion)
+    if job == "bulk" and backend == "auto":
+        encoder.bulk_loader = lambda: _tensorflow(model, backbone, weights)
+        encoder.bulk_min_faces = BULK_TF_MIN_FACES
+    return encoder
+
+
+def _tensorflow(model, backbone, weights):
+    from embedkit.encoder import load_encoder as load_tf_encoder
+    from embedkit.runtime.tf import import_tensorflow
+
+    import_tensorflow()
+    return load_tf_encoder(model, backbone, weights)
+
+
+def _conversion(model, spec, weights: str) -> Conversion | None:
+    """What the encoder would be built from, found without TensorFlow; None if not convertible."""
+    from embedkit.hashing import sha256_of
+
+    if model is not None:
+        folder = Path(model)
+        from embedkit.encoder import CONFIG_FILE, MODEL_FORMAT, WEIGHTS_FILE
+
+        try:
+            config = json.loads((folder / CONFIG_FILE).read_text())
+            weights_sha = sha256_of(folder / WEIGHTS_FILE)
+        except (OSError, ValueError):
+            return None  # the TensorFlow loader says what is wrong with the folder
+        if config.get("format") != MODEL_FORMAT:
+            return None
+        shaping = {key: config.get(key) for key in ("backbone", "preprocessing", "head_units")}
+        return Conversion([weights_sha], shaping, folder, config.get("threshold"), "finetuned",
+                          config.get("metadata", {}))
+    if weights == RANDOM:
+        return None
+    preprocessing = spec.preprocessing
+    shaping = {"backbone": spec.name, "preprocessing": preprocessing.get_config(), "head_units": []}
+    if weights == PRETRAINED:
+        if spec.pinned_weights is None:
+            return None
+        from embedkit.backbones.weights import ensure_weights
+
+        path = ensure_weights(spec.pinned_weights)
+        return Conversion([spec.pinned_weights.sha256], shaping, path.parent, spec.threshold, PRETRAINED, {})
+    from embedkit.backbones.weights import local_weights_file
+
+    path = local_weights_file(weights)
+    return Conversion([sha256_of(path)], shaping, path.parent, None, str(path), {})
+
+
+def _convert(encoder, conversion: Conversion, key: str, roots) -> cache.Entry | None:
+    logger.warning("Converting the %s encoder for fast start-up (once; cached)", encoder.backbone)
+    try:
+        flatbuffer = litert.convert(encoder)
+    except Exception as exc:  # the TensorFlow encoder still works: use it
+        logger.warning("could not convert the encoder to LiteRT (%s); using TensorFlow", exc)
+        return None
+    meta = {"backend": "litert", "model_id": encoder.model_id, "embedding_dim": encoder.embedding_dim,
+            "backbone": encoder.backbone, "preprocessing": encoder.preprocessing.get_config(),
+            "weights_sha256": conversion.weights_sha256, "config": conversion.config}
+    entry = cache.write_entry(key, roots, flatbuffer, litert.MODEL_FILE, meta)
+    if entry is None:
+        logger.warning("could not cache the conversion; the next run converts again")
+    return entry
+
+
+def _compiled(entry: cache.Entry, conversion: Conversion):
+    from embedkit.runtime.compiled import CompiledEncoder
+
+    meta = entry.meta
+    path = entry.model_path
+    return CompiledEncoder(meta["backbone"], Preprocessing.from_config(meta["preprocessing"]),
+                           meta["embedding_dim"], entry.model_id, lambda: litert.LiteRTModel(path), "litert",
+                           conversion.threshold, conversion.weights_source, conversion.metadata)
