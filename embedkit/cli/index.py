@@ -1,3 +1,5 @@
+import contextlib
+
 import click
 
 from embedkit.cli.common import emit, encoder_options, make_pipeline, report_errors
@@ -14,6 +16,22 @@ def open_index(index_dir, create: bool):
 
     folder = index_dir or paths.default_index_dir()
     return FaceIndex.create(folder) if create else FaceIndex.open(folder)
+
+
+@contextlib.contextmanager
+def calibration_store(index_dir):
+    """The metadata store of an index (given, else the default one) for its calibrations; None if there is none."""
+    from embedkit.errors import IndexStoreError
+
+    try:
+        index = open_index(index_dir, create=False)
+    except IndexStoreError:
+        if index_dir is not None:
+            raise
+        yield None
+        return
+    with index:
+        yield index.store
 
 
 def _stored_source(index_dir) -> dict:
