@@ -22,8 +22,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import numpy as np
+
+from embedkit.errors import EmbedkitError
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +112,15 @@ def threshold_for(pipeline, store=None, override: float | None = None) -> Thresh
     return Threshold(UNCALIBRATED_THRESHOLD, False, setting, "default (uncalibrated)")
 
 
+# What a stored calibration keeps of the report.
+STORED_KEYS = ("threshold", "far_target", "setting", "model_id", "data", "n_people", "n_genuine", "n_impostor",
+               "held_out", "date")
+
+
+def _stored_entry(report: dict) -> dict:
+    return {key: report[key] for key in STORED_KEYS if key in report}
+
+
 def save_to_model(folder, entry: dict) -> Path:
     """Store a calibration in a model folder's config (``metadata.calibrations``, one entry per face setting)."""
     from embedkit.encoder import CONFIG_FILE
@@ -115,8 +129,140 @@ def save_to_model(folder, entry: dict) -> Path:
     config_path = folder / CONFIG_FILE
     config = json.loads(config_path.read_text())
     metadata = config.setdefault("metadata", {})
-    metadata.setdefault("calibrations", {})[entry["setting"]] = entry
+    metadata.setdefault("calibrations", {})[entry["setting"]] = _stored_entry(entry)
     tmp = config_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(config, indent=2))
     tmp.replace(config_path)
     return config_path
+
+
+# -- calibrating on the user's own people ------------------------------------------------------------
+
+# Impostor pairs beyond this many are sampled (uniformly, seeded).
+MAX_IMPOSTOR_PAIRS = 3_000_000
+
+
+def threshold_at_far(impostor_scores: np.ndarray, far: float) -> float:
+    """The lowest threshold at which at most a ``far`` fraction of ``impostor_scores`` is accepted
+    (a score is accepted when it is at or above the threshold)."""
+    scores = np.sort(np.asarray(impostor_scores, np.float64))[::-1]
+    allowed = int(np.floor(far * len(scores)))
+    if allowed >= len(scores):
+        return float(scores[-1])
+    return float(np.nextafter(scores[allowed], np.inf))
+
+
+def _pairs(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every same-person pair and (up to :data:`MAX_IMPOSTOR_PAIRS`) different-people pairs: ``(a, b, same)``."""
+    n = len(labels)
+    order = np.argsort(labels, kind="stable")
+    genuine_a, genuine_b = [], []
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    for members in np.split(order, bounds):
+        a, b = np.triu_indices(len(members), 1)
+        genuine_a.append(members[a])
+        genuine_b.append(members[b])
+    ga, gb = np.concatenate(genuine_a), np.concatenate(genuine_b)
+    total = n * (n - 1) // 2 - len(ga)
+    if total <= MAX_IMPOSTOR_PAIRS:
+        ia, ib = np.triu_indices(n, 1)
+        keep = labels[ia] != labels[ib]
+        ia, ib = ia[keep], ib[keep]
+    else:
+        rng = np.random.default_rng(seed)
+        ia, ib = rng.integers(0, n, MAX_IMPOSTOR_PAIRS), rng.integers(0, n, MAX_IMPOSTOR_PAIRS)
+        keep = labels[ia] != labels[ib]
+        ia, ib = ia[keep], ib[keep]
+    a = np.concatenate([ga, ia])
+    b = np.concatenate([gb, ib])
+    same = np.concatenate([np.ones(len(ga), bool), np.zeros(len(ia), bool)])
+    return a, b, same
+
+
+def _rates_at(scores: np.ndarray, same: np.ndarray, threshold: float) -> dict:
+    accept = scores >= threshold
+    n_genuine, n_impostor = int(same.sum()), int((~same).sum())
+    false_accepts = int((accept & ~same).sum())
+    true_accepts = int((accept & same).sum())
+    return {"n_genuine": n_genuine, "n_impostor": n_impostor, "false_accepts": false_accepts,
+            "true_accepts": true_accepts,
+            "far": false_accepts / n_impostor if n_impostor else None,
+            "tar": true_accepts / n_genuine if n_genuine else None,
+            "accuracy": float(np.mean(accept == same)) if len(same) else None}
+
+
+def calibrate_vectors(vectors: np.ndarray, labels, far: float = 1e-3, folds: int = 5, seed: int = 0) -> dict:
+    """Pick the threshold at ``far`` on labelled unit ``vectors``, checked on held-out people.
+
+    People are dealt into ``folds`` identity-disjoint folds; each fold's
+    pairs are scored at the threshold chosen on the other folds' people, and
+    the held-out false-accept and true-accept rates are pooled over folds.
+    The returned ``threshold`` is chosen on every pair.
+    """
+    labels = np.unique(np.asarray(labels), return_inverse=True)[1]
+    n_people = int(labels.max()) + 1 if len(labels) else 0
+    if n_people < 2 * folds:
+        raise EmbedkitError(f"calibration needs at least {2 * folds} people (two per fold); got {n_people}")
+    vectors = np.asarray(vectors, np.float32)
+    a, b, same = _pairs(labels, seed)
+    if not same.any():
+        raise EmbedkitError("calibration needs people with at least two photos (no same-person pairs)")
+    scores = np.einsum("ij,ij->i", vectors[a], vectors[b])
+    fold_of_person = np.random.default_rng(seed).permutation(n_people) % folds
+    fold_a, fold_b = fold_of_person[labels[a]], fold_of_person[labels[b]]
+    held_scores, held_same, per_fold = [], [], []
+    for k in range(folds):
+        train = (fold_a != k) & (fold_b != k)
+        test = (fold_a == k) & (fold_b == k)
+        threshold = threshold_at_far(scores[train & ~same], far)
+        held_scores.append(scores[test] >= threshold)
+        held_same.append(same[test])
+        per_fold.append({"fold": k, "threshold": threshold, **_rates_at(scores[test], same[test], threshold)})
+    accepted, truth = np.concatenate(held_scores), np.concatenate(held_same)
+    held = _rates_at(accepted.astype(np.float64), truth, 0.5)
+    threshold = threshold_at_far(scores[~same], far)
+    overall = _rates_at(scores, same, threshold)
+    report = {
+        "threshold": threshold, "far_target": far, "n_people": n_people, "n_images": int(len(labels)),
+        "n_genuine": overall["n_genuine"], "n_impostor": overall["n_impostor"], "folds": folds,
+        "held_out": held, "per_fold": per_fold, "all_pairs": overall,
+    }
+    if overall["n_impostor"] * far < 10:
+        report["warning"] = (f"only {overall['n_impostor']} different-people pairs: a FAR of {far:g} rests on "
+                             f"fewer than 10 false accepts; add people for a firmer threshold")
+    return report
+
+
+def calibrate_folder(pipeline, data, far: float = 1e-3, folds: int = 5, seed: int = 0,
+                     progress=None) -> dict:
+    """Embed the identity folders under ``data`` (``DATA/<person>/<photos>``, the most central face
+    of each photo) and :func:`calibrate_vectors` on them; the report names the face setting and
+    model it holds for."""
+    from embedkit.data.folders import identity_folders
+    from embedkit.evaluation.evaluate import embed_images
+
+    images = identity_folders(data, min_images=1)
+    embedded = embed_images(pipeline, images.paths, progress=progress)
+    keep = [i for i, path in enumerate(images.paths) if path in embedded.vectors]
+    if not keep:
+        raise EmbedkitError(f"{data}: no face found in any photo")
+    vectors = np.stack([embedded.vectors[images.paths[i]] for i in keep])
+    report = calibrate_vectors(vectors, images.labels[keep], far, folds, seed)
+    report.update({"setting": pipeline_setting(pipeline), "model_id": pipeline.encoder.model_id,
+                   "data": str(data), "photos_without_face": embedded.n_missing,
+                   "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    return report
+
+
+def save_to_index(store, entry: dict) -> None:
+    """Store a calibration with an index, one entry per face setting (replacing that setting's)."""
+    keep = _stored_entry(entry)
+    store.begin_write()
+    try:
+        entries = json.loads(store.get_info(INFO_KEY, "{}") or "{}")
+        entries[entry["setting"]] = keep
+        store.set_info_many({INFO_KEY: json.dumps(entries)})
+        store.commit()
+    except BaseException:
+        store.rollback()
+        raise
