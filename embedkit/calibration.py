@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedkit.errors import EmbedkitError
+from embedkit.errors import EmbedkitError, IndexStoreError
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +81,24 @@ def model_thresholds(encoder) -> dict[str, float]:
     return found
 
 
+def _index_entries(store) -> dict:
+    """The calibrations stored with an index, per face setting; damage is an IndexStoreError naming it."""
+    value = store.get_info(INFO_KEY)
+    if value is None:
+        return {}
+    try:
+        entries = json.loads(value)
+        if isinstance(entries, dict) and all(float(e["threshold"]) == float(e["threshold"])
+                                             for e in entries.values()):
+            return entries
+    except (TypeError, ValueError, KeyError):
+        pass
+    raise IndexStoreError(f"{store.path}: damaged index database: {INFO_KEY} is {value[:40]!r}")
+
+
 def stored_calibration(store, model_id: str, setting: str) -> dict | None:
     """The calibration stored with an index for this model and face setting, if any."""
-    entries = json.loads(store.get_info(INFO_KEY, "{}") or "{}")
-    entry = entries.get(setting)
+    entry = _index_entries(store).get(setting)
     if entry and entry.get("model_id") == model_id:
         return entry
     return None
@@ -259,7 +273,7 @@ def save_to_index(store, entry: dict) -> None:
     keep = _stored_entry(entry)
     store.begin_write()
     try:
-        entries = json.loads(store.get_info(INFO_KEY, "{}") or "{}")
+        entries = _index_entries(store)
         entries[entry["setting"]] = keep
         store.set_info_many({INFO_KEY: json.dumps(entries)})
         store.commit()

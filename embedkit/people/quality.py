@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from embedkit.errors import IndexStoreError
+
 INFO_KEY = "face_quality"
 
 
@@ -38,13 +40,26 @@ class Quality:
 
 def get_quality(store) -> Quality:
     """The quality settings stored with an index's metadata store (defaults if none)."""
-    stored = json.loads(store.get_info(INFO_KEY, "{}") or "{}")
-    return Quality(**{k: float(v) for k, v in stored.items() if k in ("min_size", "min_score")})
+    value = store.get_info(INFO_KEY)
+    if value is None:
+        return Quality()
+    try:
+        stored = json.loads(value)
+        return Quality(float(stored["min_size"]), float(stored["min_score"]))
+    except (TypeError, ValueError, KeyError):
+        raise IndexStoreError(f"{store.path}: damaged index database: {INFO_KEY} is {value[:40]!r}") from None
 
 
-def quality_info(min_size: float | None = None, min_score: float | None = None, current: Quality | None = None) -> dict:
-    """The info entry storing these settings (unset ones keep ``current``'s)."""
-    current = current or Quality()
-    quality = Quality(current.min_size if min_size is None else float(min_size),
-                      current.min_score if min_score is None else float(min_score))
-    return {INFO_KEY: json.dumps(quality.to_dict())}
+def set_quality(store, min_size: float | None = None, min_score: float | None = None) -> Quality:
+    """Store new quality settings with an index (unset ones keep their current value)."""
+    store.begin_write()
+    try:
+        current = get_quality(store)
+        quality = Quality(current.min_size if min_size is None else float(min_size),
+                          current.min_score if min_score is None else float(min_score))
+        store.set_info_many({INFO_KEY: json.dumps(quality.to_dict())})
+        store.commit()
+    except BaseException:
+        store.rollback()
+        raise
+    return quality
