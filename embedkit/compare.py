@@ -65,23 +65,29 @@ class _Largest:
         return cls(result.path, len(result.faces), box, result.embeddings[0])
 
 
-def _compare(encoder, a: _Largest, b: _Largest) -> Comparison:
+def _compare(encoder, chosen, a: _Largest, b: _Largest) -> Comparison:
     score = similarity(a.embedding, b.embedding)
-    threshold = encoder.same_threshold
     return Comparison(
         path_a=a.path, path_b=b.path, score=score, distance=math.sqrt(max(0.0, 2.0 - 2.0 * score)),
-        same=score >= threshold, threshold=threshold, calibrated=encoder.threshold is not None,
+        same=score >= chosen.value, threshold=chosen.value, calibrated=chosen.calibrated,
         model_id=encoder.model_id, faces_a=a.faces, faces_b=b.faces, box_a=a.box, box_b=b.box,
     )
 
 
-def compare_files(pipeline: FacePipeline, path_a, path_b) -> Comparison:
-    """Compare the largest face in each image; raises EmbedkitError naming the file without a face."""
+def compare_files(pipeline: FacePipeline, path_a, path_b, threshold: float | None = None, store=None) -> Comparison:
+    """Compare the largest face in each image; raises EmbedkitError naming the file without a face.
+
+    The same-person threshold is ``threshold`` if given, else the one for the
+    pipeline's model and face setting (a calibration in the index metadata
+    ``store``, the model's, the backbone's; see :mod:`embedkit.calibration`).
+    """
+    from embedkit.calibration import threshold_for
+
     a, b = (_Largest.of(result) for result in pipeline.embed_files([path_a, path_b]))
     for side in (a, b):
         if side.error:
             raise EmbedkitError(f"{side.path}: {side.error}")
-    return _compare(pipeline.encoder, a, b)
+    return _compare(pipeline.encoder, threshold_for(pipeline, store, threshold), a, b)
 
 
 @dataclass
@@ -96,15 +102,20 @@ class PairProblem:
         return asdict(self)
 
 
-def compare_pairs(pipeline: FacePipeline, pairs: Iterable[tuple[str, str]]) -> Iterator[Comparison | PairProblem]:
+def compare_pairs(pipeline: FacePipeline, pairs: Iterable[tuple[str, str]], threshold: float | None = None,
+                  store=None) -> Iterator[Comparison | PairProblem]:
     """Compare many pairs in one run, each photo embedded once; one result per pair, in order.
 
     A pair with an unreadable photo or one without a face gives a
-    :class:`PairProblem`, and the other pairs go on.
+    :class:`PairProblem`, and the other pairs go on. The threshold is chosen
+    as in :func:`compare_files`.
     """
+    from embedkit.calibration import threshold_for
+
+    chosen = threshold_for(pipeline, store, threshold)
     pairs = [(str(a), str(b)) for a, b in pairs]
     unique = list(dict.fromkeys(path for pair in pairs for path in pair))
     seen = {result.path: _Largest.of(result) for result in pipeline.embed_files(unique)}
     for a, b in pairs:
         errors = [f"{side.path}: {side.error}" for side in (seen[a], seen[b]) if side.error]
-        yield PairProblem(a, b, "; ".join(errors)) if errors else _compare(pipeline.encoder, seen[a], seen[b])
+        yield PairProblem(a, b, "; ".join(errors)) if errors else _compare(pipeline.encoder, chosen, seen[a], seen[b])

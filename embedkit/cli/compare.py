@@ -14,9 +14,13 @@ PAIR_COLUMNS = ("path_a", "path_b", "score", "distance", "same", "threshold", "e
 @click.option("--format", "out_format", default=None, type=click.Choice(PAIR_FORMATS),
               help="With --pairs: output format (default csv; ndjson with --json).")
 @encoder_options
+@click.option("--threshold", type=float, default=None,
+              help="Same-person cosine threshold for this run (default: the calibrated one).")
+@click.option("--index", "index_dir", default=None, type=click.Path(file_okay=False),
+              help="Use the threshold calibrated with this index (default: embedkit's own index, if any).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with --pairs: one JSON object per line).")
 @report_errors
-def command(image_a, image_b, pairs_file, out_format, as_json, **options):
+def command(image_a, image_b, pairs_file, out_format, threshold, index_dir, as_json, **options):
     """How similar are the faces in IMAGE_A and IMAGE_B?
 
     Exit code 1 if a photo cannot be read or has no face (with --pairs: if
@@ -28,14 +32,17 @@ def command(image_a, image_b, pairs_file, out_format, as_json, **options):
     if pairs_file:
         if image_a or image_b:
             raise click.UsageError("give either IMAGE_A IMAGE_B or --pairs FILE, not both")
-        return _compare_pairs(pairs_file, out_format or ("ndjson" if as_json else "csv"), options)
+        return _compare_pairs(pairs_file, out_format or ("ndjson" if as_json else "csv"), options, threshold,
+                              index_dir)
     if not (image_a and image_b):
         raise click.UsageError("give two images (IMAGE_A IMAGE_B), or --pairs FILE")
     require_files([image_a, image_b])
+    from embedkit.cli.index import calibration_store
     from embedkit.compare import compare_files
 
     pipeline, _ = make_pipeline(options)
-    result = compare_files(pipeline, image_a, image_b)
+    with calibration_store(index_dir) as store:
+        result = compare_files(pipeline, image_a, image_b, threshold, store)
     verdict = "same person" if result.same else "different people"
     note = "" if result.calibrated else " (uncalibrated threshold)"
     emit(as_json, result.to_dict(),
@@ -67,12 +74,13 @@ def read_pairs(path) -> list[tuple[str, str]]:
     return pairs
 
 
-def _compare_pairs(pairs_file, out_format, options):
+def _compare_pairs(pairs_file, out_format, options, threshold, index_dir):
     import csv
     import json
     import sys
 
     from embedkit.cli.common import schema_name
+    from embedkit.cli.index import calibration_store
     from embedkit.compare import PairProblem, compare_pairs
 
     pairs = read_pairs(pairs_file)
@@ -81,7 +89,9 @@ def _compare_pairs(pairs_file, out_format, options):
     if writer:
         writer.writeheader()
     failed = 0
-    for result in compare_pairs(pipeline, pairs):
+    with calibration_store(index_dir) as store:
+        results = list(compare_pairs(pipeline, pairs, threshold, store))
+    for result in results:
         row = result.to_dict()
         failed += isinstance(result, PairProblem)
         if writer:

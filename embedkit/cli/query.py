@@ -6,15 +6,26 @@ from embedkit.cli.index import index_option, open_index
 from embedkit.textsafe import printable
 
 
+def person_text(person) -> str:
+    if not person:
+        return ""
+    return f" <{printable(person['name'])}>" if person.get("name") else f" <person {person['person_id']}>"
+
+
 @click.command("query")
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @index_option
 @encoder_options
 @click.option("-k", "--top", "k", default=5, show_default=True, type=click.IntRange(1, 1000),
               help="Matches per face.")
+@click.option("--all", "all_matches", is_flag=True,
+              help="Every stored face at or above the same-person threshold, not a top k.")
+@click.option("--threshold", type=float, default=None,
+              help="Same-person cosine threshold (default: the one calibrated for the index's model and faces).")
+@click.option("--include-low-quality", is_flag=True, help="With --all: also faces below the quality settings.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @report_errors
-def command(images, index_dir, k, as_json, **options):
+def command(images, index_dir, k, all_matches, threshold, include_low_quality, as_json, **options):
     """Find the stored faces nearest to each face in IMAGES (image files or folders of images).
 
     Exit code 1 if an image could not be read (the others are still answered).
@@ -25,12 +36,13 @@ def command(images, index_dir, k, as_json, **options):
     paths = expand_images(images)
     with open_index(index_dir, create=False) as index:
         pipeline, _ = make_pipeline(options, index.source, job="bulk" if len(paths) > 8 else "single")
-        answers = list(query_images(index, pipeline, paths, k))
-        meta = {"index": str(index.folder), "model_id": pipeline.encoder.model_id, "k": k}
+        answers = list(query_images(index, pipeline, paths, k, all_matches=all_matches, threshold=threshold,
+                                    include_low_quality=include_low_quality))
+        meta = {"index": str(index.folder), "model_id": pipeline.encoder.model_id, "k": None if all_matches else k}
     failed = [a for a in answers if a["error"]]
     emit(as_json, {**meta, "results": answers}, _text(answers))
     for answer in failed:
-        report_problem(f"{escape(answer['path'])}: {answer['error']}", as_json)
+        report_problem(f"{escape(answer['path'])}: {escape(answer['error'])}", as_json)
     if failed:
         raise SystemExit(1)
 
@@ -47,7 +59,7 @@ def expand_images(items) -> list[str]:
             problems = []
             paths.extend(str(p) for p in walk_images(Path(item), problems))
             for problem in problems:
-                report_problem(f"{escape(problem.path)}: {problem.reason}", json_requested())
+                report_problem(f"{escape(problem.path)}: {escape(problem.reason)}", json_requested())
         else:
             paths.append(str(item))
     return paths
@@ -64,8 +76,13 @@ def _text(answers) -> str:
             lines.append(f"{printable(answer['path'])}: no face found")
         for face in answer["faces"]:
             x, y, w, h = face["box"]
-            lines.append(f"face {face['face_no']} at ({x:.0f}, {y:.0f}, {w:.0f}x{h:.0f}):")
+            who = "unknown" if face["unknown"] else (person_text(face["person"]).strip() or "matches")
+            note = "" if face["calibrated"] else ", uncalibrated"
+            lines.append(f"face {face['face_no']} at ({x:.0f}, {y:.0f}, {w:.0f}x{h:.0f}): {who} "
+                         f"(threshold {face['threshold']:.3f}{note})")
             for rank, match in enumerate(face["matches"], start=1):
                 label = f" [{printable(match['label'])}]" if match.get("label") else ""
-                lines.append(f"  {rank}. {match['score']:.3f}  {printable(match['path'])}{label}")
+                verdict = "same" if match["same"] else "    "
+                lines.append(f"  {rank}. {match['score']:.3f} {verdict} {printable(match['path'])}{label}"
+                             f"{person_text(match['person'])}")
     return "\n".join(lines)
