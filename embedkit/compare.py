@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from embedkit.errors import EmbedkitError
+from embedkit.evaluation.reference import phrase, reference_for
 from embedkit.pipeline import FacePipeline
 
 
@@ -20,6 +21,10 @@ class Comparison:
     unit vectors (``sqrt(2 - 2 * score)``), ``same`` whether the score reaches
     the model's ``threshold``. When an image holds several faces, its largest
     face is compared and ``faces_a`` / ``faces_b`` say how many there were.
+    ``strangers_below`` is the share of pairs of different people (the
+    model's impostor reference) that score lower, ``strangers`` says it in
+    words and ``reference`` where the pairs come from; all three are None for
+    a model without a reference.
     """
 
     path_a: str
@@ -34,6 +39,9 @@ class Comparison:
     faces_b: int
     box_a: list[float]
     box_b: list[float]
+    strangers_below: float | None = None
+    strangers: str | None = None
+    reference: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,9 +64,22 @@ def compare_files(pipeline: FacePipeline, path_a, path_b) -> Comparison:
     score = similarity(a.embeddings[0], b.embeddings[0])
     encoder = pipeline.encoder
     threshold = encoder.same_threshold
-    return Comparison(
+    comparison = Comparison(
         path_a=a.path, path_b=b.path, score=score, distance=math.sqrt(max(0.0, 2.0 - 2.0 * score)),
         same=score >= threshold, threshold=threshold, calibrated=encoder.threshold is not None,
         model_id=encoder.model_id, faces_a=len(a.faces), faces_b=len(b.faces),
         box_a=[round(v, 1) for v in a.faces[0].box], box_b=[round(v, 1) for v in b.faces[0].box],
     )
+    place_among_strangers(comparison, reference_for(encoder, pipeline.extractor.describe()))
+    return comparison
+
+
+def place_among_strangers(comparison: Comparison, reference) -> None:
+    """Fill in where ``comparison.score`` sits among the reference's impostor pairs (if there is one)."""
+    if reference is None:
+        return
+    below = reference.fraction_below(comparison.score)
+    comparison.strangers_below = round(below, 6)
+    comparison.strangers = phrase(below, reference.n_pairs)
+    note = "; made with other face settings than this comparison's" if reference.about.get("face_setting_differs") else ""
+    comparison.reference = reference.describe() + note

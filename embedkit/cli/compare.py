@@ -19,4 +19,5 @@ def command(image_a, image_b, as_json, **options):
     note = "" if result.calibrated else " (uncalibrated threshold)"
     emit(as_json, result.to_dict(),
          f"score {result.score:.3f} (distance {result.distance:.3f}): {verdict} at threshold "
-         f"{result.threshold:.3f}{note}")
+         f"{result.threshold:.3f}{note}"
+         + (f"\n{result.strangers} ({result.reference})" if result.strangers else ""))
