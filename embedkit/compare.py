@@ -52,8 +52,15 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.clip(np.dot(a, b), -1.0, 1.0))
 
 
-def compare_files(pipeline: FacePipeline, path_a, path_b) -> Comparison:
-    """Compare the largest face in each image; raises EmbedkitError naming the file without a face."""
+def compare_files(pipeline: FacePipeline, path_a, path_b, threshold: float | None = None, store=None) -> Comparison:
+    """Compare the largest face in each image; raises EmbedkitError naming the file without a face.
+
+    The same-person threshold is ``threshold`` if given, else the one for the
+    pipeline's model and face setting (a calibration in the index metadata
+    ``store``, the model's, the backbone's; see :mod:`embedkit.calibration`).
+    """
+    from embedkit.calibration import threshold_for
+
     results = list(pipeline.embed_files([path_a, path_b]))
     for result in results:
         if result.error:
@@ -63,10 +70,10 @@ def compare_files(pipeline: FacePipeline, path_a, path_b) -> Comparison:
     a, b = results
     score = similarity(a.embeddings[0], b.embeddings[0])
     encoder = pipeline.encoder
-    threshold = encoder.same_threshold
+    chosen = threshold_for(pipeline, store, threshold)
     comparison = Comparison(
         path_a=a.path, path_b=b.path, score=score, distance=math.sqrt(max(0.0, 2.0 - 2.0 * score)),
-        same=score >= threshold, threshold=threshold, calibrated=encoder.threshold is not None,
+        same=score >= chosen.value, threshold=chosen.value, calibrated=chosen.calibrated,
         model_id=encoder.model_id, faces_a=len(a.faces), faces_b=len(b.faces),
         box_a=[round(v, 1) for v in a.faces[0].box], box_b=[round(v, 1) for v in b.faces[0].box],
     )

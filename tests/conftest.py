@@ -60,3 +60,39 @@ def tiny_encoder():
 
     keras.utils.set_random_seed(0)
     return Encoder.from_backbone("simple", weights="random", input_size=32)
+
+
+ATT_FIRST_PEOPLE = 35  # the session AT&T index holds s1..s35; tests add s36..s40 as "new photos"
+
+
+@pytest.fixture(scope="session")
+def att_people_index(att_dir, facenet_encoder, tmp_path_factory):
+    """An index of AT&T people s1..s35 (--no-detect, labels), built once per session.
+
+    Returns the index folder; tests change a copy (``copy_att_index``) and
+    may index the other people's photos into it as new photos.
+    """
+    from embedkit.cli.common import pipeline_source
+    from embedkit.faces import FaceExtractor
+    from embedkit.index import FaceIndex
+    from embedkit.pipeline import FacePipeline
+
+    base = tmp_path_factory.mktemp("att-people")
+    photos = base / "photos"
+    for n in range(1, ATT_FIRST_PEOPLE + 1):
+        (photos / f"s{n}").mkdir(parents=True)
+        for image in (att_dir / f"s{n}").iterdir():
+            (photos / f"s{n}" / image.name).symlink_to(image)
+    pipeline = FacePipeline(facenet_encoder, FaceExtractor(facenet_encoder.input_size, None))
+    with FaceIndex.create(base / "index") as index:
+        index.update(photos, pipeline, labels=True, source=pipeline_source({"no_detect": True}))
+    return base / "index"
+
+
+@pytest.fixture
+def copy_att_index(att_people_index, tmp_path):
+    """A private copy of the session's AT&T index (s1..s35)."""
+    import shutil
+
+    shutil.copytree(att_people_index, tmp_path / "index")
+    return tmp_path / "index"

@@ -39,6 +39,10 @@ FACENET_BLOCKS = (
 # over all 6,000 LFW pairs (0.4040, 99.33% 10-fold accuracy, YuNet), measured
 # by `python benchmarks/bench_lfw.py`; see benchmarks/results/lfw.json.
 FACENET_THRESHOLD = 0.404
+# The same measurement per face setting (best threshold over all 6,000 pairs,
+# benchmarks/results/lfw.json): detection and alignment move it, and so does
+# the fraction a centre crop keeps.
+FACENET_THRESHOLDS = {"yunet": FACENET_THRESHOLD, "mtcnn": 0.436, "cc0.5": 0.374, "cc0.6": 0.398, "cc0.7": 0.365}
 
 
 def _inception_resnet_v1(input_size: int, classes: int):
@@ -83,6 +87,7 @@ register_backbone(
         output_dim=128,
         builder=_build_facenet,
         threshold=FACENET_THRESHOLD,
+        thresholds=FACENET_THRESHOLDS,
         blocks=FACENET_BLOCKS,
     )
 )

@@ -32,6 +32,9 @@ class BackboneSpec:
             ``"pretrained"``, ``"random"`` or a path to a local weights file.
         threshold: cosine-similarity threshold for same/different with the
             pretrained weights, calibrated on LFW, or None if not calibrated.
+        thresholds: the pretrained weights' thresholds per face setting
+            (:func:`embedkit.calibration.face_setting` names: ``yunet``,
+            ``mtcnn``, ``cc0.7``...); a setting not listed is uncalibrated.
         blocks: names of the layers that start each block, bottom to top, so
             fine-tuning can unfreeze "the top N blocks".
     """
@@ -42,6 +45,7 @@ class BackboneSpec:
     output_dim: int
     builder: Callable
     threshold: float | None = None
+    thresholds: dict[str, float] = field(default_factory=dict)
     blocks: tuple[str, ...] = field(default_factory=tuple)
 
     def build(self, weights: str = PRETRAINED, input_size: int | None = None):

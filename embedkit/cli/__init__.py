@@ -9,7 +9,8 @@ import click
 from embedkit.cli.common import quiet_native_logs, setup_logging
 
 # Each module defines one click command (or group) named after it.
-COMMAND_MODULES = ("compare", "index", "query", "finetune", "evaluate", "weights", "backbones", "demo", "serve")
+COMMAND_MODULES = ("compare", "index", "query", "finetune", "evaluate", "weights", "backbones", "demo", "cluster", "people", "find",
+                   "calibrate", "serve")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

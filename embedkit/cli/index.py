@@ -1,3 +1,5 @@
+import contextlib
+
 import click
 
 from embedkit.cli.common import emit, encoder_options, make_pipeline, report_errors
@@ -16,6 +18,22 @@ def open_index(index_dir, create: bool):
     return FaceIndex.create(folder) if create else FaceIndex.open(folder)
 
 
+@contextlib.contextmanager
+def calibration_store(index_dir):
+    """The metadata store of an index (given, else the default one) for its calibrations; None if there is none."""
+    from embedkit.errors import IndexStoreError
+
+    try:
+        index = open_index(index_dir, create=False)
+    except IndexStoreError:
+        if index_dir is not None:
+            raise
+        yield None
+        return
+    with index:
+        yield index.store
+
+
 def _stored_source(index_dir) -> dict:
     """The pipeline settings an existing index was built with ({} for a new one)."""
     from embedkit.errors import IndexStoreError
@@ -31,7 +49,12 @@ def _stored_source(index_dir) -> dict:
 @click.argument("folder", required=False, type=click.Path(file_okay=True))
 @index_option
 @encoder_options
-@click.option("--labels", is_flag=True, help="Label each face with its image's folder name.")
+@click.option("--labels", is_flag=True, help="Label each photo's main face with its folder's name.")
+@click.option("--min-face-size", type=click.FloatRange(0, None), default=None,
+              help="Faces smaller than this (pixels, shorter side) are kept but left out of clustering and "
+                   "query --all (stored with the index; default 32).")
+@click.option("--min-face-score", type=click.FloatRange(0, 1), default=None,
+              help="Likewise for faces found with a lower detector score (default 0.8).")
 @click.option("--factory", default=None, help="FAISS index factory string (default IDMap,Flat: exact search).")
 @click.option("--search-params", default=None, help="FAISS search parameters, e.g. 'nprobe=16' or 'efSearch=128'.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 1024))
@@ -39,7 +62,8 @@ def _stored_source(index_dir) -> dict:
 @click.option("--repair", is_flag=True, help="With --verify: fix what can be fixed.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @report_errors
-def command(folder, index_dir, labels, factory, search_params, batch_size, verify, repair, as_json, **options):
+def command(folder, index_dir, labels, min_face_size, min_face_score, factory, search_params, batch_size, verify,
+            repair, as_json, **options):
     """Detect and embed every face in FOLDER's images into a searchable index.
 
     Re-running embeds only new or changed files and drops deleted ones.
@@ -67,6 +91,10 @@ def command(folder, index_dir, labels, factory, search_params, batch_size, verif
     # --model must leave no new or changed index behind.
     pipeline, source = make_pipeline(options, _stored_source(index_dir), batch_size)
     with open_index(index_dir, create=True) as index:
+        if min_face_size is not None or min_face_score is not None:
+            from embedkit.people.quality import set_quality
+
+            set_quality(index.store, min_face_size, min_face_score)
         bar = None
 
         def on_start(total):

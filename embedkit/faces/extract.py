@@ -32,6 +32,7 @@ class Face:
         box: ``(x, y, width, height)`` in the image's upright pixels.
         score: detector confidence (1.0 without detection).
         crop: aligned ``(size, size, 3)`` uint8 RGB crop.
+        image_size: ``(width, height)`` of the image it was found in.
     """
 
     path: str
@@ -39,6 +40,25 @@ class Face:
     box: tuple[float, float, float, float]
     score: float
     crop: np.ndarray
+    image_size: tuple[int, int] | None = None
+
+
+def main_face(faces: list[Face]) -> int:
+    """Index of a photo's main face: the most central of the faces at least half as large as the largest.
+
+    Bystanders are smaller or off-centre; without the image size, the largest face.
+    """
+    if len(faces) <= 1 or faces[0].image_size is None:
+        return 0
+    width, height = faces[0].image_size
+    largest = max(f.box[2] * f.box[3] for f in faces)
+
+    def off_centre(face: Face) -> float:
+        x, y, w, h = face.box
+        return ((x + w / 2 - width / 2) / width) ** 2 + ((y + h / 2 - height / 2) / height) ** 2
+
+    big = [i for i, f in enumerate(faces) if f.box[2] * f.box[3] >= 0.5 * largest]
+    return min(big, key=lambda i: off_centre(faces[i]))
 
 
 class FaceExtractor:
@@ -72,14 +92,15 @@ class FaceExtractor:
             height, width = image.shape[:2]
             side = min(height, width) * self.center_crop
             box = ((width - side) / 2, (height - side) / 2, side, side)
-            return [Face(path, 0, box, 1.0, center_crop(image, self.size, self.center_crop))]
+            return [Face(path, 0, box, 1.0, center_crop(image, self.size, self.center_crop), (width, height))]
         faces = []
+        size = (image.shape[1], image.shape[0])
         for number, detection in enumerate(self.detector.detect(image)[: self.max_faces]):
             try:
                 crop = align_face(image, detection.landmarks, self.size)
             except ValueError:
                 crop = box_crop(image, detection.box, self.size)
-            faces.append(Face(path, number, detection.box, detection.score, crop))
+            faces.append(Face(path, number, detection.box, detection.score, crop, size))
         return faces
 
     def from_file(self, path: str | Path) -> list[Face]:

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS faces (
     vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS faces_sha ON faces(sha256);
+CREATE TABLE IF NOT EXISTS main_faces (sha256 TEXT PRIMARY KEY, face_no INTEGER NOT NULL);
 """
 
 
@@ -175,8 +176,13 @@ class MetadataStore:
         )
 
     def add_content(self, sha256: str, faces, vectors: np.ndarray) -> list[int]:
-        """Record an image's faces and vectors; returns the new face ids."""
+        """Record an image's faces and vectors (and which is its main face); returns the new face ids."""
+        from embedkit.faces.extract import main_face
+
         self.db.execute("INSERT OR REPLACE INTO contents(sha256, n_faces) VALUES (?, ?)", (sha256, len(faces)))
+        if faces:
+            self.db.execute("INSERT OR REPLACE INTO main_faces(sha256, face_no) VALUES (?, ?)",
+                            (sha256, faces[main_face(faces)].face_no))
         ids = []
         for face, vector in zip(faces, vectors):
             x, y, w, h = face.box
@@ -201,6 +207,7 @@ class MetadataStore:
         ids = self.orphan_face_ids()
         self.db.execute("DELETE FROM faces WHERE sha256 NOT IN (SELECT sha256 FROM files)")
         self.db.execute("DELETE FROM contents WHERE sha256 NOT IN (SELECT sha256 FROM files)")
+        self.db.execute("DELETE FROM main_faces WHERE sha256 NOT IN (SELECT sha256 FROM files)")
         return ids
 
     # -- reading ---------------------------------------------------------------------------
@@ -240,6 +247,7 @@ class MetadataStore:
             f"SELECT path, sha256, label FROM files WHERE sha256 IN ({smarks}) ORDER BY path", shas
         ):
             files.setdefault(sha, []).append((path, label))
+        main = self.main_faces(shas)
         out = {}
         for fid, sha, face_no, x, y, w, h, score in faces:
             where = files.get(sha, [])
@@ -247,13 +255,25 @@ class MetadataStore:
                 "face_id": fid,
                 "path": where[0][0] if where else None,
                 "paths": [p for p, _ in where],
-                "label": where[0][1] if where else None,
+                # A photo's label names its main face, not the bystanders around it.
+                "label": where[0][1] if where and face_no == main.get(sha, 0) else None,
                 "face_no": face_no,
                 "box": [round(x, 1), round(y, 1), round(w, 1), round(h, 1)],
                 "detector_score": round(score, 4),
                 "sha256": sha,
             }
         return out
+
+    def main_faces(self, shas) -> dict[str, int]:
+        """``{sha256: face_no}`` of each image's main face (images indexed before it was recorded: none)."""
+        shas = list(shas)
+        if not shas:
+            return {}
+        marks = ",".join("?" * len(shas))
+        try:
+            return dict(self.db.execute(f"SELECT sha256, face_no FROM main_faces WHERE sha256 IN ({marks})", shas))
+        except sqlite3.OperationalError:  # an index made before main faces were recorded, opened read-only
+            return {}
 
     def face_vectors(self, ids) -> np.ndarray:
         ids = [int(i) for i in ids]

@@ -1,0 +1,66 @@
+"""The clustering core on vectors: exact average linkage, constraints, labels."""
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+
+from embedkit.evaluation.clustering import clustering_report
+from embedkit.people.cluster import Groups, agglomerate, cluster_vectors
+
+
+def _blobs(n_people=12, per_person=8, noise=0.5, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_people, 32))
+    labels = np.repeat(np.arange(n_people), per_person)
+    vectors = centres[labels] + rng.normal(size=(len(labels), 32)) * noise
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32), labels
+
+
+def _same_partition(a, b) -> bool:
+    return clustering_report(a, b)["bcubed_f"] == 1.0
+
+
+def test_same_partition_as_scipy_average_linkage():
+    # Wide noise so that clusters overlap and the merge order matters.
+    vectors, _ = _blobs(noise=1.2, seed=3)
+    for threshold in (0.1, 0.25, 0.4):
+        ours = cluster_vectors(vectors, threshold)
+        tree = linkage(vectors.astype(np.float64), method="average", metric="cosine")
+        # scipy merges while the average cosine distance is at most 1 - threshold
+        theirs = fcluster(tree, t=1 - threshold, criterion="distance")
+        assert _same_partition(ours, theirs), threshold
+
+
+def test_labels_are_largest_first_and_recover_blobs():
+    vectors, truth = _blobs(noise=0.3)
+    labels = cluster_vectors(vectors, 0.5)
+    sizes = np.bincount(labels)
+    assert (np.diff(sizes) <= 0).all()
+    assert _same_partition(labels, truth)
+
+
+def test_faces_of_one_photo_never_share_a_label():
+    vectors, truth = _blobs(noise=0.1)
+    photos = [f"p{i}" for i in range(len(vectors))]
+    # the first two faces of person 0 come from one photo: they must be split even though they match best
+    photos[1] = photos[0]
+    labels = cluster_vectors(vectors, 0.5, photos)
+    assert labels[0] != labels[1]
+    assert clustering_report(truth, labels)["bcubed_precision"] == 1.0
+
+
+def test_frozen_groups_take_in_new_faces_but_never_merge_with_each_other():
+    vectors, truth = _blobs(n_people=2, per_person=6, noise=0.05)
+    # person 0 exists twice (a user split it into two people); its new face joins one of them
+    sums = np.stack([vectors[0:2].sum(0), vectors[2:4].sum(0), vectors[4]])
+    groups = Groups(sums, np.array([2, 2, 1]), [frozenset({("existing",)})] * 2 + [frozenset()],
+                    np.array([True, True, False]))
+    parent = agglomerate(groups, 0.5)
+    assert parent[0] != parent[1] and parent[2] in (parent[0], parent[1])
+
+
+def test_a_rejected_face_never_joins_that_group():
+    vectors, _ = _blobs(n_people=1, per_person=4, noise=0.05)
+    sums = np.stack([vectors[:3].sum(0), vectors[3]])
+    tags = [frozenset({("existing",), ("rejected", 1)}), frozenset({("rejected", 1)})]
+    parent = agglomerate(Groups(sums, np.array([3, 1]), tags, np.array([True, False])), 0.5)
+    assert parent[1] == 1
