@@ -46,7 +46,6 @@ MAX_UPLOAD_BYTES = 20 * 2**20
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 ACCESS_COOKIE = "embedkit_access"
 TOKEN_FIELD = "token"
-TOKEN_HEADER = "x-embedkit-token"
 CONTENT_SECURITY_POLICY = ("default-src 'none'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 

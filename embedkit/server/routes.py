@@ -10,15 +10,16 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from embedkit.compare import compare_files
 from embedkit.errors import EmbedkitError
 from embedkit.faces.io import read_image
+from embedkit import people
 from embedkit.index import browse
 from embedkit.search import query_image
-from embedkit.server.app import TOKEN_FIELD, TOKEN_HEADER, ServerState
+from embedkit.server.app import TOKEN_FIELD, ServerState
 from embedkit.server.render import printable
 from embedkit.server.thumbnails import data_uri, encode_jpeg
 
@@ -31,10 +32,7 @@ def _state(request) -> ServerState:
 
 
 def _page(request, template: str, status: int = 200, **context):
-    state = _state(request)
-    encoder = state.pipeline.encoder
-    context.update(token=state.session_token, standalone=False, threshold=encoder.same_threshold,
-                   calibrated=encoder.threshold is not None, face_src=_face_url)
+    context.update(token=_state(request).session_token, standalone=False, face_src=_face_url)
     return request.app.state.templates.TemplateResponse(request, template, context, status_code=status)
 
 
@@ -98,10 +96,13 @@ def _inline_picture(path: Path) -> dict:
 
 
 # -- pages -----------------------------------------------------------------------------------------
+def _home(state: ServerState) -> dict:
+    return {"stats": state.index.stats(), "listed": people.list_people(state.index, samples=1)}
+
+
 async def home(request):
     state = _state(request)
-    stats = await run_in_threadpool(_run, state, state.index.stats)
-    return _page(request, "home.html", stats=stats)
+    return _page(request, "home.html", **await run_in_threadpool(_run, state, _home, state))
 
 
 async def search_form(request):
@@ -129,7 +130,7 @@ async def compare_form(request):
 
 
 def _compare(state: ServerState, a: Upload, b: Upload) -> dict:
-    comparison = compare_files(state.pipeline, a.path, b.path)
+    comparison = compare_files(state.pipeline, a.path, b.path, store=state.index.store)
     return {"comparison": comparison, "names": [a.name, b.name],
             "pictures": [_inline_picture(a.path), _inline_picture(b.path)]}
 
@@ -165,10 +166,109 @@ def _jpeg(data: bytes) -> Response:
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": IMAGE_CACHE})
 
 
+def _owners(state: ServerState, photo: dict) -> dict:
+    owners = people.persons_of(state.index, [face["face_id"] for face in photo["faces"]])
+    for face in photo["faces"]:
+        face["person"] = owners.get(face["face_id"])
+    return photo
+
+
 async def photo_page(request):
     photo = await _stored_photo(request)
+    state = _state(request)
+    photo = await run_in_threadpool(_run, state, _owners, state, photo)
     _, (width, height) = await _picture(_state(request).thumbnails.photo, photo["path"], photo["photo_id"])
     return _page(request, "photo.html", photo=photo, width=width, height=height)
+
+
+async def face_page(request):
+    """A face's photo page (faces are linked by id; their photo's id is looked up)."""
+    state = _state(request)
+    face = await run_in_threadpool(_run, state, browse.face, state.index, request.path_params["face_id"])
+    if face is None:
+        raise HTTPException(404, "no such face in this index")
+    return RedirectResponse(f"/photo/{face['sha256']}", 303)
+
+
+# -- people ----------------------------------------------------------------------------------------
+def _person(state: ServerState, person_id: int) -> dict:
+    person = people.get_person(state.index, person_id)
+    others = [p for p in people.list_people(state.index, samples=0)["people"] if p["person_id"] != person_id]
+    return {"person": person, "others": others}
+
+
+async def person_page(request):
+    state = _state(request)
+    try:
+        context = await run_in_threadpool(_run, state, _person, state, request.path_params["person_id"])
+    except EmbedkitError:
+        raise HTTPException(404, "no such person in this index") from None
+    return _page(request, "person.html", **context)
+
+
+async def _form(request) -> dict:
+    """A posted form (no files) once its session token is checked."""
+    try:
+        form = await request.form(max_files=0, max_fields=8, max_part_size=4096)
+    except Exception as exc:
+        raise HTTPException(400, f"unreadable form ({exc.__class__.__name__}: {exc})") from None
+    if not _state(request).token_ok(form.get(TOKEN_FIELD)):
+        raise HTTPException(403, "refused: the form has no valid session token (reload the page)")
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+async def _change(request, fn, *args, then: str):
+    """Run a people change with the index to ourselves; then show ``then``."""
+    state = _state(request)
+    try:
+        await run_in_threadpool(_run, state, fn, state.index, *args)
+    except EmbedkitError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return RedirectResponse(then, 303)
+
+
+def _field(form: dict, name: str) -> str:
+    value = form.get(name, "").strip()
+    if not value:
+        raise HTTPException(400, f"the form needs '{name}'")
+    return value
+
+
+def _person_field(form: dict, name: str) -> int:
+    value = _field(form, name)
+    if not value.isdigit():
+        raise HTTPException(400, f"'{name}' must be a person id")
+    return int(value)
+
+
+async def name_person(request):
+    form, pid = await _form(request), request.path_params["person_id"]
+    return await _change(request, people.name_person, pid, form.get("name", ""), then=f"/person/{pid}")
+
+
+async def merge_people(request):
+    form, pid = await _form(request), request.path_params["person_id"]
+    return await _change(request, people.merge_people, [pid, _person_field(form, "other")], then=f"/person/{pid}")
+
+
+async def move_face(request):
+    form, fid = await _form(request), request.path_params["face_id"]
+    to = _field(form, "to")
+    if to != people.NEW and not to.isdigit():
+        raise HTTPException(400, "'to' must be a person id or 'new'")
+    back = _person_field(form, "back")
+    return await _change(request, people.move_faces, [fid], to, then=f"/person/{back}")
+
+
+async def reject_face(request):
+    form, fid = await _form(request), request.path_params["face_id"]
+    pid = _person_field(form, "person")
+    return await _change(request, people.reject_faces, [fid], pid, then=f"/person/{pid}")
+
+
+async def group_faces(request):
+    await _form(request)
+    return await _change(request, people.cluster, then="/")
 
 
 # -- images ----------------------------------------------------------------------------------------
@@ -193,6 +293,13 @@ ROUTES = [
     Route("/compare", compare_form, methods=["GET"]),
     Route("/compare", compare, methods=["POST"]),
     Route("/photo/{photo_id}", photo_page),
+    Route("/face/{face_id:int}", face_page),
+    Route("/person/{person_id:int}", person_page),
+    Route("/person/{person_id:int}/name", name_person, methods=["POST"]),
+    Route("/person/{person_id:int}/merge", merge_people, methods=["POST"]),
+    Route("/face/{face_id:int}/move", move_face, methods=["POST"]),
+    Route("/face/{face_id:int}/reject", reject_face, methods=["POST"]),
+    Route("/cluster", group_faces, methods=["POST"]),
     Route("/image/face/{face_id:int}", face_image),
     Route("/image/photo/{photo_id}", photo_image),
 ]

@@ -58,3 +58,18 @@ def make_app(att_index_dir, att_pipeline, tmp_path):
     yield make
     for index in opened:
         index.close()
+
+
+@pytest.fixture
+def people_index_dir(att_index_dir, tmp_path) -> Path:
+    """A copy of the AT&T index with its faces grouped into people (as `embedkit cluster` does)."""
+    import shutil
+
+    from embedkit.index import FaceIndex
+    from embedkit.people import cluster
+
+    folder = tmp_path / "people-index"
+    shutil.copytree(att_index_dir, folder)
+    with FaceIndex.open(folder) as index:
+        cluster(index)
+    return folder

@@ -45,7 +45,7 @@ def test_search_finds_the_right_person_and_serves_their_faces(make_app, att_dir)
     # The photo page of the best match: the photo, its face, who it is.
     photo_id = re.search(r'href="/photo/([0-9a-f]{64})"', page.text).group(1)
     photo = http.get(f"/photo/{photo_id}")
-    assert photo.status_code == 200 and '<span class="who">s3</span>' in photo.text
+    assert photo.status_code == 200 and '<span class="who">1. s3</span>' in photo.text
     assert http.get(f"/image/photo/{photo_id}").content[:2] == b"\xff\xd8"
 
 
@@ -146,3 +146,74 @@ def test_serving_beyond_this_machine_needs_the_access_token(make_app):
     entry = http.get("/search?access=s3cret-token", follow_redirects=False)
     assert entry.status_code == 303 and entry.headers["location"] == "/search"
     assert http.get("/").status_code == 200  # the cookie carries the token from now on
+
+
+def people_now(index_dir):
+    from embedkit.index import FaceIndex
+    from embedkit.people import list_people
+
+    with FaceIndex.open(index_dir) as index:
+        return list_people(index, samples=0)["people"]
+
+
+def test_people_grid_and_corrections_are_stored_like_the_people_commands(make_app, people_index_dir):
+    from embedkit.index import FaceIndex
+    from embedkit.people import get_person
+
+    app, _ = make_app(people_index_dir)
+    http = client(app)
+    grid = http.get("/")
+    before = people_now(people_index_dir)
+    assert len(before) >= 8 and grid.text.count('<li class="person">') == len(before)
+    token = token_of(grid.text)
+    first, second = before[0]["person_id"], before[1]["person_id"]
+    renamed = http.post(f"/person/{first}/name", data={"token": token, "name": "Ada Lovelace"})
+    assert renamed.status_code == 200 and '<h1 id="person-name">Ada Lovelace</h1>' in renamed.text
+    assert "Ada Lovelace" in http.get("/").text
+    with FaceIndex.open(people_index_dir) as index:
+        ada = get_person(index, "Ada Lovelace")
+    assert ada["person_id"] == first
+    face = ada["faces"][0]["face_id"]
+    moved = http.post(f"/face/{face}/move", data={"token": token, "to": "new", "back": first})
+    assert moved.status_code == 200
+    with FaceIndex.open(people_index_dir) as index:
+        assert face not in [f["face_id"] for f in get_person(index, first)["faces"]]
+    other = ada["faces"][1]["face_id"]
+    assert http.post(f"/face/{other}/reject", data={"token": token, "person": first}).status_code == 200
+    merged = http.post(f"/person/{first}/merge", data={"token": token, "other": second})
+    assert merged.status_code == 200
+    with FaceIndex.open(people_index_dir) as index:
+        after = get_person(index, first)
+    assert after["name"] == "Ada Lovelace"
+    assert after["n_faces"] == ada["n_faces"] - 2 + before[1]["n_faces"]
+    assert other not in [f["face_id"] for f in after["faces"]]
+
+
+def test_people_writes_without_the_token_or_to_unknown_ids_change_nothing(make_app, people_index_dir):
+    app, _ = make_app(people_index_dir)
+    http = client(app)
+    token = token_of(http.get("/").text)
+    before = people_now(people_index_dir)
+    pid = before[0]["person_id"]
+    refused = [
+        http.post(f"/person/{pid}/name", data={"name": "Mallory"}),
+        http.post(f"/person/{pid}/name", data={"name": "Mallory", "token": "forged"}),
+        http.post(f"/person/{pid}/name", data={"name": "Mallory", "token": token},
+                  headers={"origin": "http://evil.example"}),
+        http.post(f"/person/{pid}/name", data={"name": "", "token": token}),
+        http.post(f"/person/{pid}/name", data={"name": "bad\x07name", "token": token}),
+        http.post("/person/999999/name", data={"name": "Nobody", "token": token}),
+        http.post(f"/person/{pid}/merge", data={"other": "999999", "token": token}),
+        http.post(f"/person/{pid}/merge", data={"other": "../1", "token": token}),
+        http.post("/face/999999/move", data={"to": "new", "back": pid, "token": token}),
+        http.post("/face/1/move", data={"to": "Robert'); DROP TABLE people;--", "back": pid, "token": token}),
+        http.post("/face/1/reject", data={"person": "999999", "token": token}),
+        http.post("/face/1/reject", data={"person": pid}),
+        http.post("/cluster", data={}),
+        http.get(f"/person/{pid}/name"),
+    ]
+    for response in refused:
+        assert 400 <= response.status_code < 500, response.text
+        assert "Traceback" not in response.text and len(response.text.strip().splitlines()) <= 1
+    assert http.get("/person/999999").status_code == 404
+    assert people_now(people_index_dir) == before
