@@ -9,6 +9,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from embedkit.errors import EmbedkitError
+from embedkit.evaluation.reference import phrase, reference_for
 from embedkit.pipeline import FacePipeline
 
 
@@ -21,6 +22,10 @@ class Comparison:
     unit vectors (``sqrt(2 - 2 * score)``), ``same`` whether the score reaches
     the model's ``threshold``. When an image holds several faces, its largest
     face is compared and ``faces_a`` / ``faces_b`` say how many there were.
+    ``strangers_below`` is the share of pairs of different people (the
+    model's impostor reference) that score lower, ``strangers`` says it in
+    words and ``reference`` where the pairs come from; all three are None for
+    a model without a reference.
     """
 
     path_a: str
@@ -35,6 +40,9 @@ class Comparison:
     faces_b: int
     box_a: list[float]
     box_b: list[float]
+    strangers_below: float | None = None
+    strangers: str | None = None
+    reference: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,13 +73,15 @@ class _Largest:
         return cls(result.path, len(result.faces), box, result.embeddings[0])
 
 
-def _compare(encoder, chosen, a: _Largest, b: _Largest) -> Comparison:
+def _compare(encoder, chosen, reference, a: _Largest, b: _Largest) -> Comparison:
     score = similarity(a.embedding, b.embedding)
-    return Comparison(
+    comparison = Comparison(
         path_a=a.path, path_b=b.path, score=score, distance=math.sqrt(max(0.0, 2.0 - 2.0 * score)),
         same=score >= chosen.value, threshold=chosen.value, calibrated=chosen.calibrated,
         model_id=encoder.model_id, faces_a=a.faces, faces_b=b.faces, box_a=a.box, box_b=b.box,
     )
+    place_among_strangers(comparison, reference)
+    return comparison
 
 
 def compare_files(pipeline: FacePipeline, path_a, path_b, threshold: float | None = None, store=None) -> Comparison:
@@ -87,7 +97,8 @@ def compare_files(pipeline: FacePipeline, path_a, path_b, threshold: float | Non
     for side in (a, b):
         if side.error:
             raise EmbedkitError(f"{side.path}: {side.error}")
-    return _compare(pipeline.encoder, threshold_for(pipeline, store, threshold), a, b)
+    reference = reference_for(pipeline.encoder, pipeline.extractor.describe())
+    return _compare(pipeline.encoder, threshold_for(pipeline, store, threshold), reference, a, b)
 
 
 @dataclass
@@ -113,9 +124,22 @@ def compare_pairs(pipeline: FacePipeline, pairs: Iterable[tuple[str, str]], thre
     from embedkit.calibration import threshold_for
 
     chosen = threshold_for(pipeline, store, threshold)
+    reference = reference_for(pipeline.encoder, pipeline.extractor.describe())
     pairs = [(str(a), str(b)) for a, b in pairs]
     unique = list(dict.fromkeys(path for pair in pairs for path in pair))
     seen = {result.path: _Largest.of(result) for result in pipeline.embed_files(unique)}
     for a, b in pairs:
         errors = [f"{side.path}: {side.error}" for side in (seen[a], seen[b]) if side.error]
-        yield PairProblem(a, b, "; ".join(errors)) if errors else _compare(pipeline.encoder, chosen, seen[a], seen[b])
+        yield PairProblem(a, b, "; ".join(errors)) if errors else _compare(pipeline.encoder, chosen, reference, seen[a],
+                                                                              seen[b])
+
+
+def place_among_strangers(comparison: Comparison, reference) -> None:
+    """Fill in where ``comparison.score`` sits among the reference's impostor pairs (if there is one)."""
+    if reference is None:
+        return
+    below = reference.fraction_below(comparison.score)
+    comparison.strangers_below = round(below, 6)
+    comparison.strangers = phrase(below, reference.n_pairs)
+    note = "; made with other face settings than this comparison's" if reference.about.get("face_setting_differs") else ""
+    comparison.reference = reference.describe() + note

@@ -9,8 +9,8 @@ import click
 from embedkit.cli.common import EmbedkitGroup, quiet_native_logs, remember_json, setup_logging
 
 # Each module defines one click command (or group) named after it.
-COMMAND_MODULES = ("compare", "index", "query", "cluster", "people", "find", "calibrate", "finetune", "evaluate",
-                   "weights", "backbones", "info", "demo")
+COMMAND_MODULES = ("compare", "index", "query", "cluster", "people", "find", "calibrate", "serve", "finetune",
+                   "evaluate", "weights", "backbones", "info", "demo")
 
 
 @click.group(cls=EmbedkitGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -47,7 +47,8 @@ def command(image_a, image_b, pairs_file, out_format, threshold, index_dir, as_j
     note = "" if result.calibrated else " (uncalibrated threshold)"
     emit(as_json, result.to_dict(),
          f"score {result.score:.3f} (distance {result.distance:.3f}): {verdict} at threshold "
-         f"{result.threshold:.3f}{note}")
+         f"{result.threshold:.3f}{note}"
+         + (f"\n{result.strangers} ({result.reference})" if result.strangers else ""))
 
 
 def read_pairs(path) -> list[tuple[str, str]]:

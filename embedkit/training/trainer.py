@@ -38,6 +38,7 @@ from embedkit.data.splits import Split, split_identities
 from embedkit.encoder import Encoder
 from embedkit.errors import EmbedkitError
 from embedkit.evaluation.metrics import best_threshold, roc, roc_auc, verification_report
+from embedkit.evaluation.reference import METADATA_KEY, ImpostorReference
 from embedkit.faces import FaceExtractor
 from embedkit.losses import LOSSES
 from embedkit.training.config import FinetuneConfig
@@ -380,6 +381,7 @@ def finetune(config: FinetuneConfig, images: LabelledImages | None = None, split
     files = _write_report(out, report, before_scores, after_scores, same, before_name)
     report["files"] = {k: str(v) for k, v in files.items()}
     saved.metadata["report"] = _compact(report)
+    saved.metadata[METADATA_KEY] = _impostor_reference(saved, faces.crops[val_idx], val_pairs, extractor)
     saved.save(out)
     text = format_report(report)
     (out / REPORT_TEXT_FILE).write_text(text + "\n")
@@ -390,6 +392,18 @@ def finetune(config: FinetuneConfig, images: LabelledImages | None = None, split
 def _save(encoder: Encoder, out: Path, threshold: float) -> None:
     encoder.threshold = float(threshold)
     encoder.save(out)
+
+
+def _impostor_reference(encoder: Encoder, val_crops, val_pairs, extractor) -> dict | None:
+    """The saved model's validation impostor scores as a quantile table (see embedkit.evaluation.reference)."""
+    ia, ib, same = val_pairs
+    scores = _pair_scores(encoder.encode(val_crops), ia, ib)[~same]
+    if scores.size < 2:
+        return None
+    about = {"source": "validation pairs of the fine-tuning run", "model_id": encoder.model_id,
+             "face_setting": extractor.describe(),
+             "protocol": "pairs of two different validation people sampled by the trainer"}
+    return ImpostorReference.from_scores(scores, about).to_dict()
 
 
 def _compact(report: dict) -> dict:

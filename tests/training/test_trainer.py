@@ -8,6 +8,7 @@ import pytest
 from embedkit.data.folders import identity_folders
 from embedkit.encoder import Encoder
 from embedkit.errors import EmbedkitError
+from embedkit.evaluation.reference import reference_for
 from embedkit.training import FinetuneConfig, finetune
 from embedkit.training.dataset import build_face_set
 from embedkit.data.splits import Split
@@ -33,6 +34,10 @@ def _check_model_folder(result, att_folder):
     assert meta["finetune"]["backbone"] == result.report["backbone"]
     assert [h for h in meta["history"] if h["epoch"] > 0]
     assert meta["report"]["after"]["auc"] == pytest.approx(result.report["after"]["auc"])
+    # The validation impostor scores' quantiles travel with the model, for `compare`'s percentile.
+    reference = reference_for(loaded)
+    assert reference is not None and reference.n_pairs > 10
+    assert reference.about["model_id"] == loaded.model_id and reference.about["face_setting"]["detector"] is None
     # The saved folder rebuilds the trained network: same embeddings, same id.
     images = identity_folders(att_folder)
     split = Split.from_dict(meta["split"])

@@ -1,0 +1,37 @@
+"""HTML from templates: shared by the web app and the self-contained static pages."""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+from embedkit.evaluation.reference import format_percent
+
+
+@functools.lru_cache(maxsize=1)
+def environment():
+    """The Jinja2 environment of embedkit's templates (HTML autoescaped)."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    env = Environment(loader=PackageLoader("embedkit.server", "templates"), autoescape=select_autoescape(["html"]),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["percent"] = format_percent
+    env.filters["printable"] = printable
+    return env
+
+
+def stylesheet() -> str:
+    """The app's CSS, for pages that carry it inline."""
+    return resources.files("embedkit.server").joinpath("static", "app.css").read_text()
+
+
+def render(template: str, **context) -> str:
+    return environment().get_template(template).render(**context)
+
+
+def printable(text) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``), for one-line messages."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
