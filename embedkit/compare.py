@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from embedkit.errors import EmbedkitError
+from embedkit.faces.select import subject_face
 from embedkit.pipeline import FacePipeline
 
 
@@ -18,8 +19,10 @@ class Comparison:
     ``score`` is the cosine similarity of the two faces' embeddings (higher =
     more alike, at most 1), ``distance`` the Euclidean distance between the
     unit vectors (``sqrt(2 - 2 * score)``), ``same`` whether the score reaches
-    the model's ``threshold``. When an image holds several faces, its largest
-    face is compared and ``faces_a`` / ``faces_b`` say how many there were.
+    the model's ``threshold``. When an image holds several faces, its subject
+    (the face nearest the image centre, :mod:`embedkit.faces.select`; the rule
+    of ``evaluate`` and ``finetune`` too) is compared and ``faces_a`` /
+    ``faces_b`` say how many there were.
     """
 
     path_a: str
@@ -45,7 +48,7 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def compare_files(pipeline: FacePipeline, path_a, path_b) -> Comparison:
-    """Compare the largest face in each image; raises EmbedkitError naming the file without a face."""
+    """Compare the subject face of each image; raises EmbedkitError naming the file without a face."""
     results = list(pipeline.embed_files([path_a, path_b]))
     for result in results:
         if result.error:
@@ -53,12 +56,13 @@ def compare_files(pipeline: FacePipeline, path_a, path_b) -> Comparison:
         if not result.faces:
             raise EmbedkitError(f"{result.path}: no face found")
     a, b = results
-    score = similarity(a.embeddings[0], b.embeddings[0])
+    ka, kb = subject_face(a.faces, a.path), subject_face(b.faces, b.path)
+    score = similarity(a.embeddings[ka], b.embeddings[kb])
     encoder = pipeline.encoder
     threshold = encoder.same_threshold
     return Comparison(
         path_a=a.path, path_b=b.path, score=score, distance=math.sqrt(max(0.0, 2.0 - 2.0 * score)),
         same=score >= threshold, threshold=threshold, calibrated=encoder.threshold is not None,
         model_id=encoder.model_id, faces_a=len(a.faces), faces_b=len(b.faces),
-        box_a=[round(v, 1) for v in a.faces[0].box], box_b=[round(v, 1) for v in b.faces[0].box],
+        box_a=[round(v, 1) for v in a.faces[ka].box], box_b=[round(v, 1) for v in b.faces[kb].box],
     )

@@ -39,7 +39,7 @@ import numpy as np
 
 from embedkit.backbones import get_backbone
 from embedkit.data.batches import identity_batches
-from embedkit.data.folders import LabelledImages, load_labelled_images
+from embedkit.data.folders import LabelledImages, drop_duplicates, load_labelled_images
 from embedkit.data.mining import hard_negative_pairs
 from embedkit.data.pairs import sample_pairs
 from embedkit.data.splits import Split, split_identities
@@ -281,7 +281,7 @@ def finetune(config: FinetuneConfig, images: LabelledImages | None = None, split
     seed_everything(config.seed)
     started = time.perf_counter()
 
-    images, split = _images_and_split(config, images, split)
+    images, split, duplicates = _images_and_split(config, images, split, dedupe=faces is None)
     encoder = Encoder.from_backbone(config.backbone, weights=config.weights_source, input_size=config.input_size,
                                     head_units=config.head_units)
     identity = _identity_head(encoder.network, spec.output_dim)
@@ -293,7 +293,7 @@ def finetune(config: FinetuneConfig, images: LabelledImages | None = None, split
     encoder.metadata = {
         "finetune": config.to_dict(),
         "split": split.to_dict(),
-        "faces": {"extractor": extractor, "counts": faces.counts()},
+        "faces": {"extractor": extractor, "counts": faces.counts(), "duplicates_dropped": duplicates},
         "history": [],
     }
     encoder.weights_source = "finetuned"
@@ -302,15 +302,19 @@ def finetune(config: FinetuneConfig, images: LabelledImages | None = None, split
     return _test_report(config, out, split, faces, held_out, fit, identity, timings)
 
 
-def _images_and_split(config: FinetuneConfig, images, split) -> tuple[LabelledImages, Split]:
+def _images_and_split(config: FinetuneConfig, images, split, dedupe: bool) -> tuple[LabelledImages, Split, list]:
+    """The labelled photos, byte-identical copies removed before people are split, and the split."""
     if images is None:
         images = load_labelled_images(config.data, config.one_photo_per_person,
                                       max_images=config.max_images_per_person)
+    duplicates = []
+    if dedupe:
+        images, duplicates = drop_duplicates(images)
     if split is None:
         split = split_identities(images.labels, config.val_people, config.test_people, config.seed)
     split = split.with_names(images.names)
     logger.info("%d photos of %d people; split %s", len(images), np.unique(images.labels).size, split.summary())
-    return images, split
+    return images, split, duplicates
 
 
 def _face_set(config: FinetuneConfig, images, split, encoder: Encoder, faces, progress) -> tuple[FaceSet, dict]:
@@ -567,6 +571,7 @@ def _test_report(config: FinetuneConfig, out: Path, split: Split, faces: FaceSet
         "crops": faces.counts(),
         "n_skipped": len(faces.skipped),
         "skipped": faces.skipped,
+        "n_duplicates_dropped": len(saved.metadata.get("faces", {}).get("duplicates_dropped", [])),
         "phases": fit.phases,
         "timings": timings,
         "model_id": saved.model_id,
@@ -634,4 +639,6 @@ def format_report(report: dict) -> str:
                      f"features {tuple(phase['feature_shape'])} cached in {phase['cache_seconds']:.1f} s")
     if report.get("n_skipped"):
         lines.append(f"{report['n_skipped']} photos skipped (unreadable or no face; listed above and in the JSON)")
+    if report.get("n_duplicates_dropped"):
+        lines.append(f"{report['n_duplicates_dropped']} byte-identical copies of other photos left out before the split")
     return "\n".join(lines)
