@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedkit.backbones import get_backbone
+from embedkit.backbones import RANDOM, get_backbone
 from embedkit.data.batches import identity_batches
 from embedkit.data.folders import LabelledImages, drop_duplicates, load_labelled_images
 from embedkit.data.mining import hard_negative_pairs
@@ -352,40 +352,43 @@ def _features_key(config: FinetuneConfig, crops: np.ndarray, boundary: str) -> s
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(crops).data)
     weights = config.weights_source
-    if Path(weights).is_file():
+    if weights == RANDOM:
+        weights = f"random seed {config.seed}"  # seeded initialisation
+    elif Path(weights).is_file():
         stat = Path(weights).stat()
         weights = f"{Path(weights).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
     digest.update(f"|{crops.shape}|{config.backbone}|{weights}|{config.input_size}|{boundary}".encode())
     return digest.hexdigest()[:24]
 
 
-def _frozen_features(config: FinetuneConfig, cut, preprocessing, crops: np.ndarray, progress: bool) -> np.ndarray:
-    """The frozen part's outputs for every crop, from ``config.feature_cache`` when it has them."""
-    path = None
-    if config.feature_cache:
-        path = Path(config.feature_cache) / f"features_{_features_key(config, crops, cut.boundary)}.npy"
-        if path.is_file():
-            try:
-                features = np.load(path, allow_pickle=False)
-                if features.shape == (len(crops),) + tuple(cut.feature_shape):
-                    logger.info("frozen %s features from %s", cut.boundary, path)
-                    return features
-            except (OSError, ValueError):
-                pass
-            logger.warning("%s: unusable cached features; computing them again", path)
-    features = cache_features(cut.frozen, preprocessing, crops, progress=progress,
-                              desc=f"caching {cut.boundary} features")
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, features)
-        tmp.replace(path)
-    return features
+def _cache_path(config: FinetuneConfig, crops: np.ndarray, boundary: str) -> Path:
+    return Path(config.feature_cache) / f"features_{_features_key(config, crops, boundary)}.npy"
+
+
+def _load_cached(path: Path, shape: tuple) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    try:
+        features = np.load(path, allow_pickle=False)
+        if features.shape == shape:
+            return features
+    except (OSError, ValueError):
+        pass
+    logger.warning("%s: unusable cached features; computing them again", path)
+    return None
+
+
+def _store_cached(path: Path, features: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, features)
+    tmp.replace(path)
 
 
 class _Sources:
     """What each phase trains on: one frozen pass at the lowest boundary any phase needs;
-    higher boundaries are computed from it (the layers between are frozen)."""
+    higher boundaries are computed from it (the layers between are frozen). With
+    ``feature_cache``, a pass cached at that boundary or a lower one is reused."""
 
     def __init__(self, config: FinetuneConfig, encoder: Encoder, faces: FaceSet, phases: list, progress: bool):
         self.config, self.encoder, self.faces, self.progress = config, encoder, faces, progress
@@ -399,15 +402,33 @@ class _Sources:
             cut = split_backbone(self.backbone, self.blocks, phase.blocks)
             return cut, FeatureSource(crops=self.faces.crops, preprocessing=self.encoder.preprocessing)
         if self.cached is None:
-            deep_cut = split_backbone(self.backbone, self.blocks, self.deepest)
-            self.cached = _frozen_features(self.config, deep_cut, self.encoder.preprocessing, self.faces.crops,
-                                           self.progress)
+            self.cached = self._frozen_features()
         cut = split_backbone(self.backbone, self.blocks, phase.blocks)
         features = self.cached
         if phase.blocks < self.deepest:
             features = map_features(feature_bridge(self.backbone, self.blocks, self.deepest, phase.blocks),
                                     self.cached)
         return cut, FeatureSource(features=features)
+
+    def _frozen_features(self) -> np.ndarray:
+        crops, config = self.faces.crops, self.config
+        if config.feature_cache:
+            for n in range(self.deepest, len(self.blocks)):  # this boundary, then lower ones
+                cut = split_backbone(self.backbone, self.blocks, n)
+                path = _cache_path(config, crops, cut.boundary)
+                features = _load_cached(path, (len(crops),) + tuple(cut.feature_shape))
+                if features is not None:
+                    logger.info("frozen %s features from %s", cut.boundary, path)
+                    if n > self.deepest:
+                        features = map_features(feature_bridge(self.backbone, self.blocks, n, self.deepest),
+                                                features)
+                    return features
+        cut = split_backbone(self.backbone, self.blocks, self.deepest)
+        features = cache_features(cut.frozen, self.encoder.preprocessing, crops, progress=self.progress,
+                                  desc=f"caching {cut.boundary} features")
+        if config.feature_cache:
+            _store_cached(_cache_path(config, crops, cut.boundary), features)
+        return features
 
 
 class _Best:
