@@ -98,23 +98,6 @@ def test_one_photo_per_person_tests_on_augmented_copies_only(tmp_path):
     assert test["pairs"] == 15 and test["same_pairs"] == 6
 
 
-@pytest.fixture(scope="module")
-def att40(tmp_path_factory):
-    """All 40 AT&T people x 6 photos as DATA/<person>/<images>."""
-    import shutil
-    from pathlib import Path
-
-    att = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces" / "att"
-    if not att.is_dir():
-        pytest.skip("AT&T faces not available")
-    root = tmp_path_factory.mktemp("att40")
-    for person in range(1, 41):
-        (root / f"s{person}").mkdir()
-        for k in range(1, 7):
-            shutil.copy(att / f"s{person}" / f"{k}.pgm", root / f"s{person}" / f"{k}.pgm")
-    return root
-
-
 @pytest.mark.parametrize("loss", ["contrastive", "triplet"])
 def test_tiny_run_learns_and_reports_what_matters(att40, tmp_path, loss):
     # A head trained over frozen random VGG16 features of 28 people: validation AUC rises
