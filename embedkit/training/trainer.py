@@ -587,6 +587,7 @@ def _test_report(config: FinetuneConfig, out: Path, split: Split, faces: FaceSet
         "after_at_val_threshold": float(after_correct.mean()),
         "threshold": saved.threshold,
         "best_validation": fit.best_metrics,
+        "start_validation": fit.history[0],
         "identity_head_init": identity,
         "split": split.summary(),
         "crops": faces.counts(),
