@@ -3,7 +3,7 @@
 Protocols (each writes its own section of benchmarks/RESULTS.md and
 benchmarks/results/finetune_<name>.json):
 
-* ``utkface``: one photo per person, 2,000 UTKFace photos, augmented copies
+* ``utkface``: augmentation invariance, not recognition: one photo per person, 2,000 UTKFace photos, augmented copies
   of each (8 for ``simple``, 4 for ``facenet`` by default: its features are
   cached per copy); identity-disjoint 70/15/15 split; test pairs are two
   different copies of one held-out photo (same) or copies of two held-out
@@ -17,7 +17,10 @@ benchmarks/results/finetune_<name>.json):
   other folds' official pairs and at the model's own threshold.
 
 Usage: ``python benchmarks/bench_finetune.py [utkface] [att] [lfw]`` (all by
-default). Models and reports go to ``benchmarks/out/finetune/``.
+default); ``--render`` only rewrites the RESULTS.md sections from the stored
+JSON. Models and reports go to ``benchmarks/out/finetune/``. Every row gives
+before and after at their own validation thresholds with McNemar's test on
+the same pairs (runs stored before that was reported say "rerun").
 """
 
 from __future__ import annotations
@@ -42,8 +45,9 @@ OUT = ROOT / "benchmarks" / "out" / "finetune"
 logger = logging.getLogger("bench_finetune")
 
 
-def _row(name: str, result) -> dict:
-    r = result.report
+def _row(name: str, r: dict) -> dict:
+    """One table row from a fine-tuning report (as stored in the JSON)."""
+    head = r.get("headline")
     phases = "; ".join(f"{p['phase']}: {p['epochs_run']} ep x {p['mean_epoch_seconds']:.2f} s, cache {p['cache_seconds']:.0f} s"
                        for p in r["phases"])
     return {
@@ -53,6 +57,11 @@ def _row(name: str, result) -> dict:
         "accuracy before": f"{r['before']['accuracy']:.4f}",
         "accuracy after": f"{r['after']['accuracy']:.4f}",
         "after at val thr": f"{r['after_at_val_threshold']:.4f}",
+        "before / after at own val thr, McNemar": (
+            f"{head['before_accuracy']:.4f} / {head['after_accuracy']:.4f}; {head['only_before_right']} vs "
+            f"{head['only_after_right']} pairs, p = {head['p_value']:.2g}: {head['verdict']}" if head
+            else "n/a (run before McNemar was reported; rerun)"),
+        "same / different pairs": f"{r['test']['same_pairs']} / {r['test']['pairs'] - r['test']['same_pairs']}",
         "AUC before/after": f"{r['before']['auc']:.4f} / {r['after']['auc']:.4f}",
         "EER before/after": f"{r['before']['eer']:.4f} / {r['after']['eer']:.4f}",
         "TAR@1e-3 before/after": f"{r['before']['tar_at_far_1e-3']:.4f} / {r['after']['tar_at_far_1e-3']:.4f}",
@@ -84,14 +93,20 @@ def bench_utkface(args) -> None:
             out=str(OUT / "utkface_facenet"), backbone="facenet", detector="yunet", epochs=15,
             augment_copies=args.utk_facenet_copies, unfreeze=args.utk_unfreeze, unfreeze_epochs=5, **common),
     }
-    rows, raw = [], {}
+    raw = {}
     for name, config in runs.items():
         result, seconds = _run(f"utkface: {name}", config)
-        rows.append(_row(name, result))
         raw[name] = {"config": config.to_dict(), "report": result.report, "seconds": seconds}
+    write_json("finetune_utkface", raw)
+    render_utkface(raw)
+
+
+def render_utkface(raw: dict, stored: dict | None = None) -> None:
+    rows = [_row(name, run["report"]) for name, run in raw.items()]
     first = next(iter(raw.values()))["report"]
-    body = ("UTKFace, the original project's protocol: 2,000 photos, one per person, so a 'same' pair can only come "
-            "from augmentation. People are split 70/15/15 (train / validation / test, seed 0); no test or "
+    body = ("UTKFace, the original project's protocol. It measures invariance to augmentation, not recognition: "
+            "2,000 photos, one per person, so a 'same' pair can only be two augmented copies of one photo (a "
+            "random network already scores about 70%). People are split 70/15/15 (train / validation / test, seed 0); no test or "
             "validation person is ever seen in training. Every photo gets K augmented copies (random crop/zoom, "
             "flip, +-10 degree rotation, brightness, contrast, sometimes blur; K per run below: 8 as in the "
             "original for `simple`, fewer for `facenet` to keep caching its features affordable on 2 CPU cores). "
@@ -102,9 +117,8 @@ def bench_utkface(args) -> None:
             "random initialisation for `simple`, pretrained weights for `facenet`. Accuracy is at the best "
             "threshold on the test pairs (10-fold CV); 'at val thr' is at the threshold calibrated on the "
             "validation people and saved with the model. The original project reached about 67% pair accuracy "
-            "with its simple Siamese CNN.\n\n" + markdown_table(rows))
-    write_section("finetune_utkface", body)
-    write_json("finetune_utkface", raw)
+            "with its simple Siamese CNN.\n\n" + markdown_table(rows) + _notes(raw.values()))
+    write_section("finetune_utkface", body, stored=stored)
 
 
 def bench_att(args) -> None:
@@ -114,10 +128,16 @@ def bench_att(args) -> None:
                             val_people=6, test_people=10, epochs=15, unfreeze=args.att_unfreeze,
                             unfreeze_epochs=5, learning_rate=args.att_lr, seed=0)
     result, seconds = _run("att: facenet", config)
+    raw = {"config": config.to_dict(), "report": result.report, "seconds": seconds}
+    write_json("finetune_att", raw)
+    render_att(raw)
+
+
+def render_att(raw: dict, stored: dict | None = None) -> None:
     body = ("AT&T: facenet fine-tuned on 30 people (24 train, 6 validation), tested on the other 10 "
-            "(all pairs of their 100 photos, up to 3,000).\n\n" + markdown_table([_row("facenet", result)]))
-    write_section("finetune_att", body)
-    write_json("finetune_att", {"config": config.to_dict(), "report": result.report, "seconds": seconds})
+            "(all pairs of their 100 photos, up to 3,000).\n\n" + markdown_table([_row("facenet", raw["report"])])
+            + _notes([raw]))
+    write_section("finetune_att", body, stored=stored)
 
 
 def bench_lfw(args) -> None:
@@ -152,25 +172,47 @@ def bench_lfw(args) -> None:
     # folds' pairs only choose a threshold (the LFW protocol's way), never train.
     official = _official_pairs(root, pairs, test_fold, {"pretrained": Encoder.from_backbone("facenet"),
                                                         "fine-tuned": Encoder.load(OUT / "lfw_facenet")})
-    usable = official.pop("_usable")
+    official["usable"] = official.pop("_usable")
+    raw = {"config": config.to_dict(), "report": result.report, "official_fold10": official, "seconds": seconds,
+           "train_people": len(train_people), "max_images": args.lfw_max_images}
+    write_json("finetune_lfw", raw)
+    render_lfw(raw)
+
+
+def render_lfw(raw: dict, stored: dict | None = None) -> None:
+    official = {k: v for k, v in raw["official_fold10"].items() if k != "usable"}
+    usable = raw["official_fold10"].get("usable", 600)
+    train_people = raw.get("train_people", raw["report"]["split"]["train"] + raw["report"]["split"]["val"])
+    max_images = raw.get("max_images", raw["config"]["max_images_per_person"])
     rows = [{"encoder": name, "pairs": usable,
              "accuracy (threshold of folds 1-9 pairs)": f"{o['accuracy_at_other_folds_threshold']:.4f} @ {o['other_folds_threshold']:.3f}",
              "accuracy (model threshold)": f"{o['accuracy_at_model_threshold']:.4f} @ {o['threshold_used']:.3f}",
              "accuracy (CV within fold 10)": f"{o['accuracy']:.4f}",
              "AUC": f"{o['auc']:.4f}", "EER": f"{o['eer']:.4f}", "TAR@1e-3": f"{o['tar_at_far_1e-3']:.4f}"}
             for name, o in official.items()]
-    body = (f"LFW: facenet fine-tuned on the {len(train_people)} people of pairs.txt folds 1-9 (a tenth held out "
-            f"for validation; at most {args.lfw_max_images} photos each), tested on fold 10's official pairs "
+    body = (f"LFW: facenet fine-tuned on the {train_people} people of pairs.txt folds 1-9 (a tenth held out "
+            f"for validation; at most {max_images} photos each), tested on fold 10's official pairs "
             f"({usable} of 600 with a face found in both photos; the face nearest each photo's centre). Thresholds: "
             "'folds 1-9 pairs' = the accuracy-maximising threshold on the 5,400 official pairs of the other folds "
             "(the LFW protocol's choice; those pairs are of training people for the fine-tuned model, so only "
             "their threshold is used); 'model threshold' = the one saved with the model (pretrained: the "
             "backbone's calibrated threshold; fine-tuned: calibrated on the validation people); 'CV within fold "
             "10' = each tenth of the fold scored at the threshold best on the other nine tenths.\n\n" + markdown_table(rows)
-            + "\n\nTest-people sampled pairs (all photos of fold-10 people):\n\n" + markdown_table([_row("facenet", result)]))
-    write_section("finetune_lfw", body)
-    write_json("finetune_lfw", {"config": config.to_dict(), "report": result.report, "official_fold10": official,
-                                "seconds": seconds})
+            + "\n\nTest-people sampled pairs (all photos of fold-10 people):\n\n"
+            + markdown_table([_row("facenet", raw["report"])]) + _notes([raw]))
+    write_section("finetune_lfw", body, stored=stored)
+
+
+def _notes(runs) -> str:
+    """Generated remarks: a run whose training never beat the start model on validation says so."""
+    lines = []
+    for run in runs:
+        best = run["report"].get("best_validation", {})
+        start = run["report"].get("start_validation")
+        if start and best and round(best.get("val_auc", 0), 5) <= round(start.get("val_auc", 0), 5):
+            lines.append(f"`{run['config']['backbone']}`: no epoch beat the start model on the validation people, "
+                         "so the saved model is the start model (with its threshold calibrated on them).")
+    return ("\n\n" + " ".join(lines)) if lines else ""
 
 
 def _official_pairs(root: Path, pairs, test_fold: int, encoders: dict) -> dict:
@@ -246,13 +288,23 @@ def main() -> None:
     parser.add_argument("--lfw-unfreeze", type=int, default=0)
     parser.add_argument("--lfw-lr", type=float, default=1e-4)
     parser.add_argument("--lfw-max-images", type=int, default=5)
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite the RESULTS.md sections from benchmarks/results/finetune_*.json")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("tensorflow", "absl", "h5py", "embedkit.data.pairs"):
         logging.getLogger(name).setLevel(logging.ERROR)
     for protocol in args.protocols:
-        {"utkface": bench_utkface, "att": bench_att, "lfw": bench_lfw}[protocol](args)
+        if args.render:
+            import json
+
+            from results import RESULTS_JSON_DIR
+
+            stored = json.loads((RESULTS_JSON_DIR / f"finetune_{protocol}.json").read_text())
+            {"utkface": render_utkface, "att": render_att, "lfw": render_lfw}[protocol](stored["results"], stored)
+        else:
+            {"utkface": bench_utkface, "att": bench_att, "lfw": bench_lfw}[protocol](args)
 
 
 if __name__ == "__main__":

@@ -131,16 +131,21 @@ def _check_name(name: str) -> None:
         raise ValueError(f"section name must match {_NAME_RE.pattern}, got {name!r}")
 
 
-def write_section(name: str, markdown_body: str, path: Path | None = None) -> Path:
+def write_section(name: str, markdown_body: str, path: Path | None = None, stored: dict | None = None) -> Path:
     """Replace (or append) section ``name`` of ``benchmarks/RESULTS.md``.
 
-    The section is stamped with today's date and :func:`machine_description`;
+    The section is stamped with today's date and :func:`machine_description`,
+    or, when it is re-rendered from a stored result file (``stored``: that
+    file's payload), with the date and machine of the run that produced it;
     the rest of the file is left byte for byte as it was.
     """
     _check_name(name)
     path = Path(path) if path is not None else RESULTS_MD
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-    stamp = f"_Run {_dt.date.today().isoformat()} on: {machine_description()}_"
+    if stored is not None:
+        stamp = f"_Run {stored['date'][:10]} on: {stored['machine']}_"
+    else:
+        stamp = f"_Run {_dt.date.today().isoformat()} on: {machine_description()}_"
     section = f"{begin}\n{stamp}\n\n{markdown_body.strip()}\n{end}"
 
     with _locked():

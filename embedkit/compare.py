@@ -10,6 +10,7 @@ import numpy as np
 
 from embedkit.errors import EmbedkitError
 from embedkit.evaluation.reference import phrase, reference_for
+from embedkit.faces.select import subject_face
 from embedkit.pipeline import FacePipeline
 
 
@@ -20,8 +21,10 @@ class Comparison:
     ``score`` is the cosine similarity of the two faces' embeddings (higher =
     more alike, at most 1), ``distance`` the Euclidean distance between the
     unit vectors (``sqrt(2 - 2 * score)``), ``same`` whether the score reaches
-    the model's ``threshold``. When an image holds several faces, its largest
-    face is compared and ``faces_a`` / ``faces_b`` say how many there were.
+    the model's ``threshold``. When an image holds several faces, its subject
+    (the face nearest the image centre, :mod:`embedkit.faces.select`; the rule
+    of ``evaluate`` and ``finetune`` too) is compared and ``faces_a`` /
+    ``faces_b`` say how many there were.
     ``strangers_below`` is the share of pairs of different people (the
     model's impostor reference) that score lower, ``strangers`` says it in
     words and ``reference`` where the pairs come from; all three are None for
@@ -54,8 +57,8 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @dataclass
-class _Largest:
-    """What a comparison needs of one file: its largest face's box and embedding, and the face count."""
+class _Subject:
+    """What a comparison needs of one file: its subject face's box and embedding, and the face count."""
 
     path: str
     faces: int
@@ -64,16 +67,17 @@ class _Largest:
     error: str | None = None
 
     @classmethod
-    def of(cls, result) -> "_Largest":
+    def of(cls, result) -> "_Subject":
         if result.error:
             return cls(result.path, 0, error=result.error)
         if not result.faces:
             return cls(result.path, 0, error="no face found")
-        box = [round(v, 1) for v in result.faces[0].box]
-        return cls(result.path, len(result.faces), box, result.embeddings[0])
+        k = subject_face(result.faces, result.path)
+        box = [round(v, 1) for v in result.faces[k].box]
+        return cls(result.path, len(result.faces), box, result.embeddings[k])
 
 
-def _compare(encoder, chosen, reference, a: _Largest, b: _Largest) -> Comparison:
+def _compare(encoder, chosen, reference, a: _Subject, b: _Subject) -> Comparison:
     score = similarity(a.embedding, b.embedding)
     comparison = Comparison(
         path_a=a.path, path_b=b.path, score=score, distance=math.sqrt(max(0.0, 2.0 - 2.0 * score)),
@@ -85,7 +89,7 @@ def _compare(encoder, chosen, reference, a: _Largest, b: _Largest) -> Comparison
 
 
 def compare_files(pipeline: FacePipeline, path_a, path_b, threshold: float | None = None, store=None) -> Comparison:
-    """Compare the largest face in each image; raises EmbedkitError naming the file without a face.
+    """Compare the subject face of each image; raises EmbedkitError naming the file without a face.
 
     The same-person threshold is ``threshold`` if given, else the one for the
     pipeline's model and face setting (a calibration in the index metadata
@@ -93,7 +97,7 @@ def compare_files(pipeline: FacePipeline, path_a, path_b, threshold: float | Non
     """
     from embedkit.calibration import threshold_for
 
-    a, b = (_Largest.of(result) for result in pipeline.embed_files([path_a, path_b]))
+    a, b = (_Subject.of(result) for result in pipeline.embed_files([path_a, path_b]))
     for side in (a, b):
         if side.error:
             raise EmbedkitError(f"{side.path}: {side.error}")
@@ -127,7 +131,7 @@ def compare_pairs(pipeline: FacePipeline, pairs: Iterable[tuple[str, str]], thre
     reference = reference_for(pipeline.encoder, pipeline.extractor.describe())
     pairs = [(str(a), str(b)) for a, b in pairs]
     unique = list(dict.fromkeys(path for pair in pairs for path in pair))
-    seen = {result.path: _Largest.of(result) for result in pipeline.embed_files(unique)}
+    seen = {result.path: _Subject.of(result) for result in pipeline.embed_files(unique)}
     for a, b in pairs:
         errors = [f"{side.path}: {side.error}" for side in (seen[a], seen[b]) if side.error]
         yield PairProblem(a, b, "; ".join(errors)) if errors else _compare(pipeline.encoder, chosen, reference, seen[a],

@@ -25,6 +25,9 @@ from embedkit.textsafe import skipped_line
 @click.option("--groups", type=click.Choice(["utkface"]), default=None,
               help="With --data: error rates per group read from file names (utkface: gender, race; "
                    "implies --one-photo).")
+@click.option("--all-people", is_flag=True,
+              help="With --data and a fine-tuned --model: score every person, also those the model trained on "
+                   "[default: only the model's held-out test people].")
 @click.option("--threshold", type=float, default=None,
               help="Threshold of the group breakdown (default: the best one on these pairs).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
@@ -32,8 +35,8 @@ from embedkit.textsafe import skipped_line
 @encoder_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @report_errors
-def command(pairs_file, images_dir, data_dir, one_photo, folds, n_pairs, seed, ks, groups, threshold, plot_path,
-            as_json, **options):
+def command(pairs_file, images_dir, data_dir, one_photo, folds, n_pairs, seed, ks, groups, all_people, threshold,
+            plot_path, as_json, **options):
     """Measure verification accuracy (and retrieval) of an encoder on labelled faces.
 
     \b
@@ -66,17 +69,23 @@ def command(pairs_file, images_dir, data_dir, one_photo, folds, n_pairs, seed, k
     else:
         from embedkit.data.folders import load_labelled_images
 
-        n_images = len(load_labelled_images(data_dir, one_photo=one_photo))
+        images = load_labelled_images(data_dir, one_photo=one_photo)
+        people, notice = _people(pipeline.encoder, images.names, all_people)
+        if notice:
+            click.echo(notice, err=True)
+        n_images = len(images) if people is None else int(sum(images.names[label] in set(people)
+                                                                 for label in images.labels))
         group_fn = ev.GROUP_FUNCTIONS[groups] if groups else None
         with _progress(show, n_images, "Embedding") as step:
             try:
                 result = ev.evaluate_folder(pipeline, data_dir, n_pairs=n_pairs, seed=seed, ks=ks,
                                             group_fn=group_fn, one_photo=one_photo, threshold=threshold,
-                                            progress=step, keep_scores=True)
+                                            progress=step, keep_scores=True, people=people)
             except ValueError as exc:
                 raise EmbedkitError(str(exc)) from None
         verification = result["verification"]
-        extra = {"retrieval": result["retrieval"], "groups": result["groups"], "images": result["images"]}
+        extra = {"retrieval": result["retrieval"], "groups": result["groups"], "images": result["images"],
+                 "people_scored": "all" if people is None else "model test people", "notice": notice}
 
     scores, same = result.pop("scores"), result.pop("same")
     result.pop("folds", None)
@@ -96,6 +105,23 @@ def command(pairs_file, images_dir, data_dir, one_photo, folds, n_pairs, seed, k
         for error in errors:
             click.echo(skipped_line(error), err=True)
     emit(as_json, data, _text(verification, extra, plot_path))
+
+
+def _people(encoder, names, all_people: bool) -> tuple[list[str] | None, str]:
+    """Whom to score with a fine-tuned model: its test people when the folder holds people it trained on."""
+    from embedkit.evaluation.evaluate import trained_people_here
+
+    trained, test = trained_people_here(encoder.metadata, names)
+    if not trained:
+        return None, ""
+    if all_people:
+        return None, (f"WARNING: scoring all people, {len(trained)} of whom this model trained or validated on: "
+                      "the figures are optimistic")
+    if len(test) < 2:
+        raise EmbedkitError(f"this folder holds {len(trained)} people the model trained on and {len(test)} of its "
+                            "test people; give --all-people to score them anyway (optimistic figures)")
+    return test, (f"scoring only the model's {len(test)} held-out test people ({len(trained)} people here were "
+                  "used in training; --all-people scores everyone)")
 
 
 class _progress:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from embedkit.cli.common import emit, import_tensorflow_quietly, report_errors
+from embedkit.losses import LOSSES
 from embedkit.textsafe import printable
 
 
@@ -71,21 +72,29 @@ def _head(value: str) -> tuple[int, ...]:
 @click.option("--learning-rate", default=None, type=float,
               help="First phase [default: 1e-3 from scratch, 1e-4 over pretrained weights].")
 @click.option("--unfreeze-learning-rate", default=1e-4, show_default=True, type=float)
-@click.option("--loss", default="contrastive", show_default=True, help="Loss: contrastive.")
-@click.option("--margin", default=1.4, show_default=True, type=float, help="Contrastive margin (distance of unit vectors).")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2), help="Pairs per step.")
+@click.option("--loss", default="contrastive", show_default=True, type=click.Choice(sorted(LOSSES)),
+              help="contrastive: Siamese pairs; triplet: semi-hard triplets mined in batches of people x faces.")
+@click.option("--margin", default=None, type=float,
+              help="The loss's margin [default: contrastive 1.4 (distance of unit vectors), triplet 0.2 "
+                   "(squared distance)].")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2),
+              help="Pairs per step (a triplet step embeds as many faces).")
+@click.option("--faces-per-person", default=4, show_default=True, type=click.IntRange(2),
+              help="With --loss triplet: faces of each person in a batch.")
 @click.option("--pairs-per-epoch", default=0, show_default=True, type=click.IntRange(0),
               help="Pairs drawn each epoch; 0 = 5 per training crop (2,000 to 30,000).")
 @click.option("--hard-negatives", default=0.0, show_default=True, type=click.FloatRange(0, 1),
               help="Fraction of different pairs that are hard negatives, mined each epoch.")
 @click.option("--patience", default=3, show_default=True, type=click.IntRange(1), help="Early-stopping patience (epochs).")
 @click.option("--eval-pairs", default=3000, show_default=True, type=click.IntRange(2), help="Validation and test pairs.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--feature-cache", type=click.Path(file_okay=False), default=None,
+              help="Keep the frozen backbone's outputs here; a rerun on the same faces skips that pass.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seeds the split, sampling and weights.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON.")
 @report_errors
 def command(as_json, progress, no_detect, head_units, **options):
-    """Fine-tune a face encoder on identity-labelled photos (Siamese pairs, contrastive loss).
+    """Fine-tune a face encoder on identity-labelled photos (contrastive pairs or triplets).
 
     Writes a model folder for `compare`, `index`, `query` and `evaluate`
     (`--model OUT`), with a before/after report on held-out test people

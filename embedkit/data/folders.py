@@ -25,7 +25,7 @@ from embedkit.faces.io import is_image_path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LabelledImages", "identity_folders", "one_photo_per_person", "load_labelled_images"]
+__all__ = ["LabelledImages", "identity_folders", "one_photo_per_person", "load_labelled_images", "drop_duplicates"]
 
 
 @dataclass
@@ -132,3 +132,34 @@ def load_labelled_images(root, one_photo: bool = False, min_images: int = 1,
     if one_photo:
         return one_photo_per_person(root)
     return identity_folders(root, min_images=min_images, max_images=max_images)
+
+
+def drop_duplicates(images: LabelledImages) -> tuple[LabelledImages, list[dict]]:
+    """The images without byte-identical copies (the first path in order is kept).
+
+    A copy under another name would otherwise land in another part of a split
+    (UTKFace has byte-identical photos under different names, each taken for a
+    different person) or make a "same" pair of one photo. Returns the kept
+    images and ``{"path", "same_as"}`` for each dropped copy; unreadable files
+    are kept (reading them reports the reason later).
+    """
+    from embedkit.hashing import sha256_of
+
+    first: dict[str, str] = {}
+    keep, dropped = [], []
+    for i, path in enumerate(images.paths):
+        try:
+            digest = sha256_of(path)
+        except OSError:
+            keep.append(i)
+            continue
+        if digest in first:
+            dropped.append({"path": path, "same_as": first[digest]})
+        else:
+            first[digest] = path
+            keep.append(i)
+    if dropped:
+        logger.warning("%d images are byte-identical copies of others and are left out (first: %s = %s)",
+                       len(dropped), dropped[0]["path"], dropped[0]["same_as"])
+        images = images.subset(keep)
+    return images, dropped

@@ -8,6 +8,7 @@ similarities (higher = more alike), a pair is predicted "same" when
 from embedkit.evaluation.metrics import (
     best_threshold,
     group_report,
+    mcnemar,
     retrieval_report,
     roc,
     roc_auc,
@@ -19,6 +20,7 @@ __all__ = [
     "LfwPair",
     "best_threshold",
     "group_report",
+    "mcnemar",
     "read_lfw_pairs",
     "retrieval_report",
     "roc",

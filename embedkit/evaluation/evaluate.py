@@ -9,9 +9,9 @@ Two protocols, shared by ``embedkit evaluate``, ``benchmarks/`` and training:
   such as UTKFace), with seeded identity-disjoint pairs, leave-one-out
   retrieval and, given a group function, per-group error rates.
 
-Every image is embedded once. When a photo holds several faces, the one
-nearest the image centre is used (benchmark photos are centred on their
-subject). A pair whose photo is unreadable or shows no face is scored -1, a
+Every image is embedded once. When a photo holds several faces, its subject
+is used: the face nearest the image centre (:mod:`embedkit.faces.select`, the
+rule of ``compare`` and ``finetune`` too). A pair whose photo is unreadable or shows no face is scored -1, a
 "different" verdict, so accuracy stays over all pairs, as is customary on LFW;
 the count is reported (``n_missing``, ``errors``, ``pairs_with_missing``).
 """
@@ -27,6 +27,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from embedkit.evaluation.metrics import group_report, retrieval_report, verification_report
+from embedkit.faces.select import subject_face
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ __all__ = [
     "evaluate_pairs",
     "evaluate_folder",
     "utkface_groups",
+    "trained_people_here",
     "GROUP_FUNCTIONS",
     "MISSING_SCORE",
 ]
@@ -85,31 +87,6 @@ class ImageEmbeddings:
         }
 
 
-def _image_size(path: str) -> tuple[int, int] | None:
-    """Upright ``(width, height)`` from the file header, without decoding."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-            orientation = img.getexif().get(0x0112, 1)
-    except Exception:  # the pipeline already read it; a header quirk only loses the centre rule
-        return None
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-
-
-def central_face(faces: list, path: str) -> int:
-    """Index of the face whose box centre is nearest the image centre."""
-    if len(faces) == 1:
-        return 0
-    size = _image_size(path)
-    if size is None:
-        return 0  # largest first
-    cx, cy = size[0] / 2, size[1] / 2
-    distances = [(f.box[0] + f.box[2] / 2 - cx) ** 2 + (f.box[1] + f.box[3] / 2 - cy) ** 2 for f in faces]
-    return int(np.argmin(distances))
-
-
 def embed_images(pipeline, paths: Iterable, progress: Callable[[str], None] | None = None,
                  keep_crops: bool = False) -> ImageEmbeddings:
     """Embed each path once (duplicates are embedded once), keeping its central face."""
@@ -122,7 +99,7 @@ def embed_images(pipeline, paths: Iterable, progress: Callable[[str], None] | No
         elif not result.faces:
             out.no_face.append(result.path)
         else:
-            k = central_face(result.faces, result.path)
+            k = subject_face(result.faces, result.path)
             out.vectors[result.path] = result.embeddings[k]
             if keep_crops:
                 out.crops[result.path] = result.faces[k].crop
@@ -220,27 +197,62 @@ GROUP_FUNCTIONS = {"utkface": utkface_groups}
 
 
 def _folder_items(pipeline, images, copies: int, seed: int, progress):
-    """Embeddings, labels and paths of the images with a face (plus augmented copies)."""
+    """Embeddings, labels, paths and a has-a-face mask of every image (plus augmented copies of
+    those with a face); an image without a face keeps a zero vector and ``found`` False."""
     embedded = embed_images(pipeline, images.paths, progress, keep_crops=copies > 0)
-    keep = [i for i, p in enumerate(images.paths) if p in embedded.vectors]
-    paths = [images.paths[i] for i in keep]
-    labels = images.labels[keep]
-    vectors = np.stack([embedded.vectors[p] for p in paths]) if paths else np.zeros((0, 1), np.float32)
-    if copies > 0 and paths:
+    paths = list(images.paths)
+    labels = images.labels
+    found = np.array([p in embedded.vectors for p in paths], dtype=bool)
+    dim = pipeline.encoder.embedding_dim
+    vectors = np.stack([embedded.vectors.get(p, np.zeros(dim, np.float32)) for p in paths]) if paths \
+        else np.zeros((0, dim), np.float32)
+    with_face = np.flatnonzero(found)
+    if copies > 0 and with_face.size:
         from embedkit.data.augment import augment_copies
 
-        augmented, source = augment_copies(np.stack([embedded.crops[p] for p in paths]), copies, seed)
+        augmented, source = augment_copies(np.stack([embedded.crops[paths[i]] for i in with_face]), copies, seed)
+        source = with_face[source]
         copy_vectors = pipeline.encoder.encode(augmented, pipeline.batch_size)
         vectors = np.concatenate([vectors, copy_vectors])
         labels = np.concatenate([labels, labels[source]])
         paths = paths + [paths[i] for i in source]
-    return vectors, labels, paths, embedded
+        found = np.concatenate([found, np.ones(len(source), dtype=bool)])
+    return vectors, labels, paths, found, embedded
+
+
+def _only_people(images, people: Iterable[str], root):
+    """The images of the named people; an error if none of them is in ``root``."""
+    wanted = set(people)
+    keep = [label for label, name in enumerate(images.names) if name in wanted]
+    if len(keep) < 2:
+        raise ValueError(f"{root}: {len(keep)} of the {len(wanted)} people asked for are here; need at least 2")
+    return images.people(keep)
+
+
+def trained_people_here(metadata: dict, names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """For a fine-tuned model's ``metadata`` and the people (folder names) of a data folder:
+    ``(trained, test)``, the people here the model trained or validated on, and its test people here."""
+    split_names = (metadata or {}).get("split", {}).get("names", {})
+    here = set(names)
+    trained = sorted(here & (set(split_names.get("train", [])) | set(split_names.get("val", []))))
+    return trained, sorted(here & set(split_names.get("test", [])))
+
+
+def _fold_source(labels, idx_a, idx_b, fold) -> str:
+    """``identity-disjoint`` when no person is in pairs of two folds, else ``shared-people``."""
+    fold_of: dict[int, int] = {}
+    for a, b, f in zip(labels[idx_a].tolist(), labels[idx_b].tolist(), fold.tolist()):
+        for person in (a, b):
+            if fold_of.setdefault(person, f) != f:
+                return "shared-people"
+    return "identity-disjoint"
 
 
 def evaluate_folder(pipeline, root, n_pairs: int = 3000, seed: int = 0, ks=(1, 5, 10),
                     group_fn: Callable[[str], dict | None] | None = None, one_photo: bool = False,
                     copies: int = 4, threshold: float | None = None, n_folds: int = 10,
-                    progress: Callable[[str], None] | None = None, keep_scores: bool = False) -> dict:
+                    progress: Callable[[str], None] | None = None, keep_scores: bool = False,
+                    people: Iterable[str] | None = None) -> dict:
     """Verification, retrieval and per-group metrics on labelled photos.
 
     Args:
@@ -256,25 +268,37 @@ def evaluate_folder(pipeline, root, n_pairs: int = 3000, seed: int = 0, ks=(1, 5
             :func:`utkface_groups`); gives FMR/FNMR per group of each attribute.
         threshold: for the group breakdown; default the best single
             threshold on these pairs.
+        people: score only these people (folder names; e.g. a fine-tuned
+            model's test people); None: everyone.
 
-    Images without a face take no part (their count is reported).
+    Photos without a face (or unreadable) count as failures, as in
+    :func:`evaluate_pairs`: pairs are drawn over every photo, and a pair with
+    such a photo is scored ``MISSING_SCORE`` (a "different" verdict: wrong
+    for a same pair); they are no retrieval queries. Their count is reported.
+    ``verification["fold_source"]`` says whether the folds are
+    identity-disjoint or, with too few people, share people.
     Returns ``{"verification", "retrieval", "groups" (or None), "images"}``.
     """
     from embedkit.data.folders import load_labelled_images
     from embedkit.evaluation.pairs import sample_identity_pairs
 
     images = load_labelled_images(root, one_photo=one_photo)
+    if people is not None:
+        images = _only_people(images, people, root)
     copies = copies if one_photo else 0
-    vectors, labels, paths, embedded = _folder_items(pipeline, images, copies, seed, progress)
-    if len(paths) < 2:
+    vectors, labels, paths, found, embedded = _folder_items(pipeline, images, copies, seed, progress)
+    if int(found.sum()) < 2:
         raise ValueError(f"{root}: fewer than two faces found; nothing to evaluate")
 
     idx_a, idx_b, same, fold = sample_identity_pairs(labels, n_pairs, seed, n_folds=n_folds)
     scores = np.einsum("ij,ij->i", vectors[idx_a], vectors[idx_b]).astype(np.float64)
+    missing = ~(found[idx_a] & found[idx_b])
+    scores[missing] = MISSING_SCORE
     verification = verification_report(scores, same, folds=fold if np.unique(fold).size >= 2 else None,
                                        n_folds=n_folds, seed=seed)
-    verification["fold_source"] = "identity-disjoint"
-    retrieval = retrieval_report(vectors, labels, ks)
+    verification["fold_source"] = _fold_source(labels, idx_a, idx_b, fold)
+    verification["pairs_with_missing"] = int(missing.sum())
+    retrieval = retrieval_report(vectors[found], labels[found], ks)
 
     groups = None
     if group_fn is not None:
@@ -285,8 +309,8 @@ def evaluate_folder(pipeline, root, n_pairs: int = 3000, seed: int = 0, ks=(1, 5
         "verification": verification,
         "retrieval": retrieval,
         "groups": groups,
-        "images": {**embedded.summary(), "n_people": images.n_people, "layout": images.layout,
-                   "augmented_copies": copies, "n_items": len(paths)},
+        "images": {**embedded.summary(), "n_people": int(np.unique(images.labels).size), "layout": images.layout,
+                   "augmented_copies": copies, "n_items": len(paths), "n_items_with_face": int(found.sum())},
         **({"scores": scores, "same": same} if keep_scores else {}),
     }
 

@@ -21,7 +21,15 @@ __all__ = [
     "verification_report",
     "retrieval_report",
     "group_report",
+    "mcnemar",
+    "small_sample_warnings",
 ]
+
+# Below these counts a figure rests on too few pairs or people to be read alone.
+MIN_IMPOSTORS_FOR_TAR_1E3 = 1000
+MIN_TEST_PEOPLE = 10
+# McNemar p-values at or above this are reported as "no change".
+SIGNIFICANCE = 0.05
 
 
 def roc_auc(fpr, tpr) -> float:
@@ -293,3 +301,44 @@ def group_report(scores, same, group_a, group_b, threshold: float) -> dict:
         "overall": _rates(scores, same, threshold),
         "groups": groups,
     }
+
+
+def mcnemar(correct_a, correct_b, alpha: float = SIGNIFICANCE) -> dict:
+    """McNemar's exact test of two classifiers' verdicts on the same pairs.
+
+    ``correct_a`` / ``correct_b``: whether A and B got each pair right. Only
+    the discordant pairs count: ``only_before_right`` (A right, B wrong) and
+    ``only_after_right`` (B right, A wrong); under "no difference" each
+    discordant pair goes either way with probability 1/2, so the two-sided
+    p-value is the exact binomial tail, doubled (at most 1). ``verdict`` is
+    ``"better"`` / ``"worse"`` (B against A) when ``p < alpha``, else
+    ``"no change"``.
+    """
+    from math import comb
+
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"need two 1-D verdict arrays of equal length, got {a.shape} and {b.shape}")
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    n = only_a + only_b
+    tail = sum(comb(n, k) for k in range(min(only_a, only_b) + 1))
+    p_value = min(1.0, 2.0 * tail / 2**n) if n else 1.0
+    verdict = "no change" if p_value >= alpha else ("better" if only_b > only_a else "worse")
+    return {"only_before_right": only_a, "only_after_right": only_b, "n_pairs": int(a.size),
+            "p_value": float(p_value), "verdict": verdict}
+
+
+def small_sample_warnings(n_same: int, n_different: int, n_people: int | None = None) -> list[str]:
+    """Plain-language warnings for figures that rest on few pairs or people."""
+    warnings = []
+    if n_different < MIN_IMPOSTORS_FOR_TAR_1E3:
+        warnings.append(f"TAR @ FAR 1e-3 rests on {n_different} different-person pairs (< "
+                        f"{MIN_IMPOSTORS_FOR_TAR_1E3}): FAR 1e-3 means fewer than one false accept; read it as "
+                        "TAR at zero false accepts")
+    if n_people is not None and n_people < MIN_TEST_PEOPLE:
+        warnings.append(f"only {n_people} test people (< {MIN_TEST_PEOPLE}): the figures may not carry over to others")
+    if n_same < 100:
+        warnings.append(f"only {n_same} same-person test pairs: accuracy moves by {100 / max(n_same, 1):.1f} points "
+                        "per pair")
+    return warnings

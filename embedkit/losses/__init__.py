@@ -1,7 +1,34 @@
-"""Losses for metric learning: pure functions of embeddings and labels."""
+"""Losses for metric learning: pure functions of embeddings and labels, one per file.
+
+``LOSSES`` maps a name (``FinetuneConfig.loss``, ``embedkit finetune --loss``)
+to a :class:`Loss`: the function, what it takes (``pairs``: two embedding
+batches and a same/different label per pair; ``labels``: one embedding batch
+and a person label per embedding) and its default margin.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
 
 from embedkit.losses.contrastive import contrastive_loss, contrastive_loss_from_distance
+from embedkit.losses.triplet import TRIPLET_MARGIN, triplet_semihard_loss
 
-LOSSES = {"contrastive": contrastive_loss}
+# Contrastive margin in Euclidean distance of unit vectors: different people pushed to about orthogonal.
+CONTRASTIVE_MARGIN = 1.4
 
-__all__ = ["LOSSES", "contrastive_loss", "contrastive_loss_from_distance"]
+
+@dataclass(frozen=True)
+class Loss:
+    """A registered loss: ``function``, its ``inputs`` (``pairs`` or ``labels``), its default ``margin``."""
+
+    name: str
+    function: Callable
+    inputs: str
+    margin: float
+
+
+LOSSES = {
+    "contrastive": Loss("contrastive", contrastive_loss, "pairs", CONTRASTIVE_MARGIN),
+    "triplet": Loss("triplet", triplet_semihard_loss, "labels", TRIPLET_MARGIN),
+}
+
+__all__ = ["CONTRASTIVE_MARGIN", "LOSSES", "Loss", "contrastive_loss", "contrastive_loss_from_distance", "triplet_semihard_loss"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from embedkit.backbones import RANDOM
+from embedkit.losses import LOSSES
 
 __all__ = ["FinetuneConfig", "ALL_BLOCKS"]
 
@@ -32,7 +33,6 @@ class FinetuneConfig:
             a count. With ``one_photo_per_person`` (and 2 or more copies) their
             pairs are made of augmented copies only: a held-out "same" pair
             is two different copies of one photo.
-        seed: seeds the split, augmentation and pair sampling.
 
     Model:
         backbone: registry name (facenet, facenet512, vgg16, simple).
@@ -53,17 +53,28 @@ class FinetuneConfig:
         learning_rate: Adam learning rate of the first phase; None = 1e-3 from
             scratch, 1e-4 over a pretrained backbone (more overfits small sets).
         unfreeze_learning_rate: of the second phase (lower, not to undo pretraining).
-        loss: ``contrastive``.
-        margin: contrastive margin, in Euclidean distance between unit vectors
-            (1.4: different people pushed to about orthogonal).
-        batch_size: pairs per step.
+        loss: a name in :data:`embedkit.losses.LOSSES`: ``contrastive``
+            (Siamese pairs) or ``triplet`` (semi-hard triplets mined in
+            batches of several people x several faces).
+        margin: the loss's margin; None = its default (contrastive: 1.4, in
+            Euclidean distance between unit vectors, different people pushed
+            to about orthogonal; triplet: 0.2, in squared distance, FaceNet's).
+        batch_size: pairs per step (contrastive); a triplet step embeds as
+            many faces as a pair step (``2 * batch_size``).
+        faces_per_person: faces of each person in a triplet batch.
         pairs_per_epoch: pairs drawn afresh each epoch; 0 = 5 per training
-            crop, at least 2,000 and at most 30,000.
+            crop, at least 2,000 and at most 30,000. A triplet epoch embeds
+            as many faces (``2 * pairs_per_epoch``).
         hard_negatives: fraction of the different-person pairs that are hard
             negatives (nearest other-person faces under the current model),
             mined again each epoch.
         patience: epochs without validation improvement before stopping.
         eval_pairs: validation and test pairs (balanced).
+        feature_cache: folder keeping the frozen backbone's outputs, keyed by
+            the crops' content, the backbone, its weights and the cut; a rerun
+            on the same faces skips the frozen pass (None: no cache).
+        seed: seeds the split, augmentation, pair sampling and Keras
+            (``keras.utils.set_random_seed``: weight initialisation).
     """
 
     data: str = ""
@@ -85,12 +96,14 @@ class FinetuneConfig:
     learning_rate: float | None = None
     unfreeze_learning_rate: float = 1e-4
     loss: str = "contrastive"
-    margin: float = 1.4
+    margin: float | None = None
     batch_size: int = 64
+    faces_per_person: int = 4
     pairs_per_epoch: int = 0
     hard_negatives: float = 0.0
     patience: int = 3
     eval_pairs: int = 3000
+    feature_cache: str | None = None
     seed: int = 0
 
     def __post_init__(self):
@@ -99,7 +112,11 @@ class FinetuneConfig:
             raise ValueError("epochs must be >= 0")
         if not 0.0 <= self.hard_negatives <= 1.0:
             raise ValueError(f"hard_negatives must be a fraction in [0, 1], got {self.hard_negatives}")
-        if self.margin <= 0:
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; valid losses: {', '.join(sorted(LOSSES))}")
+        if self.faces_per_person < 2:
+            raise ValueError(f"faces_per_person must be >= 2, got {self.faces_per_person}")
+        if self.margin is not None and self.margin <= 0:
             raise ValueError(f"margin must be > 0, got {self.margin}")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
@@ -112,6 +129,10 @@ class FinetuneConfig:
         if self.weights:
             return self.weights
         return RANDOM if self.backbone == "simple" else "pretrained"
+
+    @property
+    def loss_margin(self) -> float:
+        return self.margin if self.margin is not None else LOSSES[self.loss].margin
 
     @property
     def n_augment_copies(self) -> int:

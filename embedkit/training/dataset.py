@@ -12,9 +12,9 @@ from embedkit.data.augment import augment_copies
 from embedkit.data.folders import LabelledImages
 from embedkit.data.splits import Split
 from embedkit.errors import EmbedkitError
-from embedkit.evaluation.evaluate import central_face
 from embedkit.faces import FaceExtractor
 from embedkit.faces.extract import default_workers
+from embedkit.faces.select import subject_face
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +60,9 @@ def _first_face(extractor: FaceExtractor, path: str):
     """``(crop, None)`` or ``(None, reason)``; each reason is logged as one line."""
     faces, reason = extractor.try_file(path)
     if faces:
-        # The labelled person is the face nearest the image centre (LFW photos often
-        # show others, sometimes larger): the rule the evaluation code uses too.
-        return faces[central_face(faces, path)].crop, None
+        # The labelled person is the photo's subject, the face nearest the image centre
+        # (LFW photos often show others, sometimes larger): the rule of compare and evaluate too.
+        return faces[subject_face(faces, path)].crop, None
     reason = reason or "no face found"
     logger.warning("skipped %s: %s", path, reason)
     return None, reason

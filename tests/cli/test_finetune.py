@@ -67,3 +67,34 @@ def test_bad_photos_are_skipped_counted_and_named(data, tmp_path):
     assert "empty file" in skipped["empty.jpg"] and "not an image" in skipped["notes.jpg"]
     assert "too small" in skipped["dot.png"]
     assert (out / "embedkit_model.json").is_file()
+
+
+def test_triplet_loss_from_the_command_line(data, tmp_path):
+    out = tmp_path / "triplet"
+    result = CliRunner().invoke(main, tiny_finetune_args(data, out) + ["--loss", "triplet", "--faces-per-person", "3"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["loss"] == "triplet"
+    assert {"only_before_right", "only_after_right", "p_value", "verdict"} <= set(report["headline"])
+    config = json.loads((out / "embedkit_model.json").read_text())["metadata"]["finetune"]
+    assert config["loss"] == "triplet" and config["margin"] is None and config["faces_per_person"] == 3
+    bad = CliRunner().invoke(main, tiny_finetune_args(data, tmp_path / "x") + ["--loss", "arcface"])
+    assert bad.exit_code != 0 and "arcface" in bad.output
+
+
+def test_evaluate_scores_the_model_test_people_unless_told(data, tmp_path):
+    out = tmp_path / "model"
+    assert CliRunner().invoke(main, tiny_finetune_args(data, out)).exit_code == 0
+    test_people = json.loads((out / "embedkit_model.json").read_text())["metadata"]["split"]["names"]["test"]
+    args = ["evaluate", "--data", str(data), "--model", str(out), "--no-detect", "--n-pairs", "30", "--json"]
+    held_out = CliRunner().invoke(main, args)
+    assert held_out.exit_code == 0, held_out.output
+    report = json.loads(held_out.stdout)
+    assert report["people_scored"] == "model test people"
+    assert report["images"]["n_people"] == len(test_people) == 2
+    assert "held-out test people" in held_out.stderr
+    everyone = CliRunner().invoke(main, args + ["--all-people"])
+    assert everyone.exit_code == 0
+    report = json.loads(everyone.stdout)
+    assert report["images"]["n_people"] == 6 and "WARNING" in report["notice"]
+    assert "WARNING: scoring all people" in everyone.stderr

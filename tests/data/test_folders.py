@@ -54,3 +54,20 @@ def test_missing_or_empty_folder_is_an_error(tmp_path):
         identity_folders(tmp_path / "nope")
     with pytest.raises(EmbedkitError, match="no identity folders"):
         identity_folders(tmp_path)
+
+
+def test_byte_identical_copies_are_dropped(tmp_path):
+    import shutil
+
+    from embedkit.data.folders import drop_duplicates, one_photo_per_person
+
+    att = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces" / "att"
+    if not att.is_dir():
+        pytest.skip("AT&T faces not available")
+    for k in (1, 2, 3):
+        shutil.copy(att / "s1" / f"{k}.pgm", tmp_path / f"a{k}.pgm")
+    shutil.copy(att / "s1" / "1.pgm", tmp_path / "z_copy.pgm")  # same bytes, another name
+    images = one_photo_per_person(tmp_path)
+    kept, dropped = drop_duplicates(images)
+    assert len(images) == 4 and len(kept) == 3
+    assert dropped == [{"path": str(tmp_path / "z_copy.pgm"), "same_as": str(tmp_path / "a1.pgm")}]

@@ -9,13 +9,13 @@ import pytest
 
 from embedkit.evaluation.evaluate import (
     MISSING_SCORE,
-    central_face,
     evaluate_folder,
     evaluate_pairs,
     utkface_groups,
 )
 from embedkit.evaluation.pairs import LfwPair, read_lfw_pairs
 from embedkit.faces import FaceExtractor
+from embedkit.faces.select import subject_face as central_face
 from embedkit.pipeline import FacePipeline
 
 VERIFICATION_KEYS = {"accuracy", "accuracy_std", "fold_accuracies", "auc", "eer", "eer_threshold",

@@ -235,3 +235,30 @@ def test_plot_roc_writes_png_without_touching_pyplot(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 5000
     assert matplotlib.rcParams["backend"] == backend
+
+
+def test_mcnemar_exact_counts_and_verdicts():
+    from embedkit.evaluation.metrics import mcnemar
+
+    before = np.array([True] * 90 + [False] * 10)
+    after = np.array([True] * 100)
+    result = mcnemar(before, after)
+    # 10 discordant pairs, all for 'after': p = 2 * 0.5**10.
+    assert result["only_before_right"] == 0 and result["only_after_right"] == 10
+    assert result["p_value"] == pytest.approx(2 / 1024)
+    assert result["verdict"] == "better"
+    assert mcnemar(after, before)["verdict"] == "worse"
+    # 3 against 2: far from significant.
+    a = np.array([True, True, True, False, False, True])
+    b = np.array([False, False, False, True, True, True])
+    assert mcnemar(a, b)["p_value"] == pytest.approx(1.0)
+    assert mcnemar(a, b)["verdict"] == "no change"
+    assert mcnemar(a, a)["p_value"] == 1.0
+
+
+def test_small_sample_warnings():
+    from embedkit.evaluation.metrics import small_sample_warnings
+
+    assert small_sample_warnings(1500, 1500, 50) == []
+    warnings = small_sample_warnings(300, 300, 5)
+    assert any("TAR @ FAR 1e-3" in w for w in warnings) and any("5 test people" in w for w in warnings)

@@ -1,0 +1,331 @@
+"""Fine-tuning under domain shift: does fine-tuning win back what a shift costs the pretrained model?
+
+Protocol (LFW, identity-disjoint, official pairs):
+
+* test: fold 10's official 600 pairs of ``pairs.txt`` (300 same, 300 different);
+  no test person is seen in training or validation (LFW's folds share no people);
+* train / validation: the people of folds 1-9 with at least two photos (at most
+  ``--max-images`` each); a tenth of them, drawn with seed 0, validate (model
+  selection and the saved threshold);
+* faces: YuNet detection + alignment on the original photo, the face nearest
+  the photo's centre (the rule of ``compare``, ``evaluate`` and ``finetune``);
+  the shift (``embedkit.data.shifts``) is then applied to every aligned crop,
+  train, validation and test alike (training faces get other random draws);
+* before = pretrained facenet, after = the fine-tuned model; each is scored on
+  the test pairs at the threshold that is best on ITS validation pairs (never
+  a threshold chosen on test pairs). ``clean`` = pretrained facenet on the
+  unshifted faces, likewise. McNemar's exact test pairs before and after on the
+  same 600 test pairs.
+
+Aligned crops and backbone features are cached under ``benchmarks/.cache/``
+(git-ignored), so a rerun only trains.
+
+    python benchmarks/bench_finetune_shift.py                 # both shifts, both losses
+    python benchmarks/bench_finetune_shift.py --shifts lowres --losses triplet
+
+Writes ``benchmarks/results/finetune_shift.json`` and the ``finetune_shift``
+section of ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.results import markdown_table, write_json, write_section  # noqa: E402
+
+FACES = ROOT / ".." / "shared" / "faces"
+LFW_IMAGES = FACES / "lfw" / "lfw-deepfunneled"
+LFW_PAIRS = FACES / "lfw" / "pairs.txt"
+CACHE = ROOT / "benchmarks" / ".cache" / "finetune_shift"
+OUT = ROOT / "benchmarks" / "out" / "finetune_shift"
+TEST_FOLD = 9  # fold 10
+logger = logging.getLogger("bench_finetune_shift")
+
+
+def lfw_crops(max_images: int, size: int = 160) -> dict:
+    """Aligned crops of the benchmark's photos, cached: ``{paths, crops, kept}``."""
+    from embedkit.evaluation.pairs import read_lfw_pairs
+
+    pairs = read_lfw_pairs(LFW_PAIRS)
+    test_paths = sorted({p for pair in pairs if pair.fold == TEST_FOLD for p in (pair.path_a, pair.path_b)})
+    train_people = sorted({p.split("/")[0] for pair in pairs if pair.fold != TEST_FOLD
+                           for p in (pair.path_a, pair.path_b)})
+    train_paths = []
+    for person in train_people:
+        photos = sorted(f for f in os.listdir(LFW_IMAGES / person) if f.endswith(".jpg"))
+        if len(photos) >= 2:
+            train_paths += [f"{person}/{f}" for f in photos[:max_images]]
+    paths = train_paths + test_paths
+    key = hashlib.sha256(("\n".join(paths) + f"|{size}|yunet").encode()).hexdigest()[:16]
+    cache = CACHE / f"crops_{key}.npz"
+    if cache.is_file():
+        data = np.load(cache, allow_pickle=False)
+        return {"paths": paths, "crops": data["crops"], "kept": data["kept"], "pairs": pairs}
+    from embedkit.faces import FaceExtractor
+    from embedkit.training.dataset import extract_crops
+
+    t0 = time.perf_counter()
+    crops, kept = extract_crops([str(LFW_IMAGES / p) for p in paths], FaceExtractor(size, "yunet"), progress=True)
+    logger.info("aligned %d of %d photos in %.0f s", len(kept), len(paths), time.perf_counter() - t0)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, crops=crops, kept=kept)
+    return {"paths": paths, "crops": crops, "kept": kept, "pairs": pairs}
+
+
+def shifted_inputs(data: dict, shift: str | None, val_fraction: float = 0.1):
+    """``(images, split, faces)`` for :func:`embedkit.training.finetune`: folds 1-9 people train
+    and validate, fold 10 people test; every crop under ``shift`` (None: clean)."""
+    from embedkit.data.folders import LabelledImages
+    from embedkit.data.shifts import apply_shift
+    from embedkit.data.splits import Split
+    from embedkit.training.dataset import FaceSet
+
+    kept = data["kept"]
+    paths = [data["paths"][k] for k in kept]
+    names = sorted({p.split("/")[0] for p in paths})
+    label_of = {name: i for i, name in enumerate(names)}
+    labels = np.array([label_of[p.split("/")[0]] for p in paths], dtype=np.int64)
+    test_names = {p for pair in data["pairs"] if pair.fold == TEST_FOLD for p in (pair.path_a.split("/")[0],
+                                                                                   pair.path_b.split("/")[0])}
+    test = sorted(label_of[n] for n in test_names if n in label_of)
+    rest = sorted(set(label_of.values()) - set(test))
+    rng = np.random.default_rng(0)
+    val = sorted(rng.choice(rest, size=int(round(val_fraction * len(rest))), replace=False).tolist())
+    split = Split(sorted(set(rest) - set(val)), val, test, seed=0)
+    images = LabelledImages([str(LFW_IMAGES / p) for p in paths], labels, names, str(LFW_IMAGES))
+    part = split.part_of(labels).astype(str)
+    crops = data["crops"]
+    if shift is not None:
+        crops = crops.copy()
+        for name, seed in (("train", 1), ("val", 2), ("test", 3)):  # other random draws per part
+            rows = np.flatnonzero(part == name)
+            crops[rows] = apply_shift(shift, crops[rows], seed=seed)
+    faces = FaceSet(crops, labels, part, np.arange(len(paths)), np.zeros(len(paths), dtype=bool))
+    return images, split, faces, paths
+
+
+def official_test_pairs(data: dict, paths: list[str], rows: np.ndarray):
+    """Fold 10's official pairs as indices into ``rows`` (the test rows of the face set); pairs with a
+    photo without a face are counted as wrong for every encoder (none in this set)."""
+    position = {paths[r]: k for k, r in enumerate(rows)}
+    pairs = [p for p in data["pairs"] if p.fold == TEST_FOLD]
+    usable = [p for p in pairs if p.path_a in position and p.path_b in position]
+    ia = np.array([position[p.path_a] for p in usable])
+    ib = np.array([position[p.path_b] for p in usable])
+    same = np.array([p.same for p in usable])
+    return ia, ib, same, len(pairs) - len(usable)
+
+
+def _scores(emb, ia, ib):
+    return np.sum(emb[ia] * emb[ib], axis=1)
+
+
+def clean_reference(data: dict, config) -> dict:
+    """Pretrained facenet on the unshifted faces: test embeddings and the validation threshold (cached)."""
+    from embedkit.data.pairs import sample_pairs
+    from embedkit.encoder import Encoder
+    from embedkit.evaluation import best_threshold
+
+    _, split, faces, paths = shifted_inputs(data, None)
+    val, test = faces.indices("val"), faces.indices("test")
+    cache = CACHE / f"clean_{hashlib.sha256(str((len(paths), val.tolist(), test.tolist())).encode()).hexdigest()[:16]}.npz"
+    if cache.is_file():
+        stored = np.load(cache)
+        val_emb, test_emb = stored["val"], stored["test"]
+    else:
+        encoder = Encoder.from_backbone("facenet")
+        val_emb, test_emb = encoder.encode(faces.crops[val]), encoder.encode(faces.crops[test])
+        np.savez(cache, val=val_emb, test=test_emb)
+    ia, ib, same = sample_pairs(faces.labels[val], config.eval_pairs, seed=config.seed + 1)
+    threshold, _ = best_threshold(_scores(val_emb, ia, ib), same)
+    return {"test": test_emb, "threshold": threshold}
+
+
+def verdicts(emb, threshold, ia, ib, same) -> tuple[np.ndarray, dict]:
+    from embedkit.evaluation import verification_report
+
+    scores = _scores(emb, ia, ib)
+    correct = (scores >= threshold) == same
+    return correct, {"accuracy": float(correct.mean()), "threshold": float(threshold),
+                     "tar_at_far_1e-3": verification_report(scores, same)["tar_at_far_1e-3"],
+                     "auc": verification_report(scores, same)["auc"]}
+
+
+def variant_name(args) -> str:
+    name = f"head {args.epochs} ep"
+    if args.unfreeze:
+        name += f" + top {args.unfreeze} blocks {args.unfreeze_epochs} ep @ {args.unfreeze_lr:g}"
+    return name + f", {args.pairs} pairs/ep"
+
+
+def run_one(data: dict, shift: str, loss: str, args, clean: dict) -> dict:
+    from embedkit.evaluation.metrics import mcnemar, small_sample_warnings
+    from embedkit.training import FinetuneConfig, finetune
+
+    images, split, faces, paths = shifted_inputs(data, shift)
+    out = OUT / f"{shift}_{loss}_u{args.unfreeze}"
+    config = FinetuneConfig(data=str(LFW_IMAGES), out=str(out), backbone="facenet",
+                            epochs=args.epochs, unfreeze=args.unfreeze, unfreeze_epochs=args.unfreeze_epochs,
+                            learning_rate=args.lr, unfreeze_learning_rate=args.unfreeze_lr, loss=loss,
+                            head_units=(128,),
+                            pairs_per_epoch=args.pairs, patience=args.patience, eval_pairs=3000,
+                            feature_cache=str(CACHE / "features"), seed=0)
+    t0 = time.perf_counter()
+    result = finetune(config, images=images, split=split, faces=faces, progress=sys.stderr.isatty())
+    seconds = time.perf_counter() - t0
+    print(f"\n== {shift} / {loss} ({seconds:.0f} s)\n{result.text}", flush=True)
+    ia, ib, same, missing = official_test_pairs(data, paths, result.test_indices)
+    head = result.report["headline"]
+    clean_correct, clean_m = verdicts(clean["test"], clean["threshold"], ia, ib, same)
+    before_correct, before_m = verdicts(result.test_embeddings["before"], head["before_threshold"], ia, ib, same)
+    after_correct, after_m = verdicts(result.test_embeddings["after"], head["after_threshold"], ia, ib, same)
+    test = mcnemar(before_correct, after_correct)
+    cost = clean_m["accuracy"] - before_m["accuracy"]
+    row = {
+        "shift": shift, "loss": loss, "training": variant_name(args),
+        "clean_accuracy": clean_m["accuracy"], "before_accuracy": before_m["accuracy"],
+        "after_accuracy": after_m["accuracy"],
+        "before_tar_1e-3": before_m["tar_at_far_1e-3"], "after_tar_1e-3": after_m["tar_at_far_1e-3"],
+        "clean_tar_1e-3": clean_m["tar_at_far_1e-3"],
+        "before_auc": before_m["auc"], "after_auc": after_m["auc"], "clean_auc": clean_m["auc"],
+        "thresholds": {"clean": clean_m["threshold"], "before": before_m["threshold"], "after": after_m["threshold"]},
+        "recovered_fraction": (after_m["accuracy"] - before_m["accuracy"]) / cost if cost > 0 else None,
+        "n_test_pairs": int(same.size), "n_same": int(same.sum()), "n_different": int((~same).sum()),
+        "pairs_without_face": missing,
+        "p_value": test["p_value"], "mcnemar": test,
+        "warnings": small_sample_warnings(int(same.sum()), int((~same).sum())),
+        "people": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+        "crops": faces.counts(),
+        "best_validation": result.report["best_validation"],
+        "phases": result.report["phases"], "seconds": seconds, "config": config.to_dict(),
+    }
+    print(f"{shift}/{loss}: clean {row['clean_accuracy']:.4f}, before {row['before_accuracy']:.4f}, after "
+          f"{row['after_accuracy']:.4f} (McNemar p={row['p_value']:.3g}, {test['verdict']}); TAR@1e-3 "
+          f"{row['before_tar_1e-3']:.3f} -> {row['after_tar_1e-3']:.3f}", flush=True)
+    return row
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def choose(results: dict) -> None:
+    """Per shift and loss, the run with the best validation AUC (chosen on validation, never on test)."""
+    results["shifts"] = {}
+    for row in results["runs"].values():
+        by_loss = results["shifts"].setdefault(row["shift"], {})
+        current = by_loss.get(row["loss"])
+        if current is None or row["best_validation"]["val_auc"] > current["best_validation"]["val_auc"]:
+            by_loss[row["loss"]] = row
+
+
+def markdown(results: dict) -> str:
+    lines = [PROTOCOL_TEXT, ""]
+    rows = []
+    for shift, by_loss in results["shifts"].items():
+        for loss, r in by_loss.items():
+            m = r["mcnemar"]
+            rows.append({"shift": shift, "loss": loss, "training (best validation AUC of those tried)": r["training"],
+                         "clean (pretrained)": _pct(r["clean_accuracy"]),
+                         "before (pretrained)": _pct(r["before_accuracy"]), "after (fine-tuned)": _pct(r["after_accuracy"]),
+                         "recovered": _pct(r["recovered_fraction"]),
+                         "McNemar: only before / only after right, p":
+                             f"{m['only_before_right']} / {m['only_after_right']}, p = {m['p_value']:.2g}: {m['verdict']}",
+                         "TAR@1e-3 before / after": f"{_pct(r['before_tar_1e-3'])} / {_pct(r['after_tar_1e-3'])}",
+                         "AUC before / after": f"{r['before_auc']:.4f} / {r['after_auc']:.4f}",
+                         "test pairs (same / different)": f"{r['n_test_pairs']} ({r['n_same']} / {r['n_different']})"})
+    lines.append(markdown_table(rows))
+    if rows:
+        first = next(iter(next(iter(results["shifts"].values())).values()))
+        lines += ["", f"People: {first['people']['train']} train, {first['people']['val']} validation, "
+                      f"{first['people']['test']} test; crops: {first['crops']['train']['crops']} train, "
+                      f"{first['crops']['val']['crops']} validation, {first['crops']['test']['crops']} test. "
+                      "'recovered' = (after - before) / (clean - before); the target is at least 50%. "
+                      + " ".join(f"Warning: {w}." for w in first["warnings"])]
+    runs = list(results["runs"].values())
+    if runs:
+        lines += ["", "Every run (same protocol; the table above shows, per shift and loss, the run whose best "
+                      "validation AUC is highest):", "",
+                  markdown_table([{"shift": r["shift"], "loss": r["loss"], "training": r["training"],
+                                   "val AUC (best)": f"{r['best_validation']['val_auc']:.4f}",
+                                   "before": _pct(r["before_accuracy"]), "after": _pct(r["after_accuracy"]),
+                                   "p": f"{r['p_value']:.2g}", "minutes": f"{r['seconds'] / 60:.0f}"} for r in runs])]
+    lines += ["", "Commands: " + "; ".join(f"`{c}`" for c in results["commands"])]
+    return "\n".join(lines)
+
+
+PROTOCOL_TEXT = (
+    "Fine-tuning under domain shift, LFW. Test: fold 10's official 600 pairs of `pairs.txt` (300 same, "
+    "300 different; LFW's folds share no people). Train and validation: the people of folds 1-9 with at least "
+    "two photos (at most 4 each), a tenth of them (seed 0) for validation. Faces: YuNet detection and "
+    "alignment on the original photo, the face nearest the centre; then the shift is applied to every aligned "
+    "160x160 crop (training faces too, with other random draws): `lowres` = down to 24x24 px and back up, "
+    "`mask` = the lower face covered by a surgical-mask shape. 'clean' = pretrained facenet on the unshifted "
+    "faces, 'before' = pretrained facenet on the shifted faces, 'after' = fine-tuned on the shifted training "
+    "faces; each is scored on the same test pairs at the threshold best on its own validation pairs (3,000 "
+    "sampled pairs of the validation people, shifted like the test), never at one chosen on test pairs. "
+    "McNemar's exact test pairs 'before' and 'after' verdicts on the same 600 pairs; p >= 0.05 reads "
+    "'no change'. Both losses get the same data, epochs, pairs (faces) per epoch and unfrozen blocks."
+)
+
+
+def _load_previous() -> dict:
+    import json
+
+    from benchmarks.results import RESULTS_JSON_DIR
+
+    path = RESULTS_JSON_DIR / "finetune_shift.json"
+    if path.is_file():
+        return json.loads(path.read_text())["results"]
+    return {"shifts": {}, "runs": {}, "commands": []}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shifts", default="lowres,mask")
+    parser.add_argument("--losses", default="contrastive,triplet")
+    parser.add_argument("--max-images", type=int, default=4, help="photos per training person")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs of the head phase (backbone frozen)")
+    parser.add_argument("--unfreeze", type=int, default=3, help="top backbone blocks trained in the second phase")
+    parser.add_argument("--unfreeze-epochs", type=int, default=6)
+    parser.add_argument("--lr", type=float, default=1e-4, help="head phase learning rate")
+    parser.add_argument("--unfreeze-lr", type=float, default=1e-4)
+    parser.add_argument("--pairs", type=int, default=8000, help="pairs per epoch (a triplet epoch embeds as many faces)")
+    parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--prepare", action="store_true", help="only align and cache the crops")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("tensorflow", "absl", "h5py", "embedkit.data.pairs"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    data = lfw_crops(args.max_images)
+    if args.prepare:
+        return
+    from embedkit.training import FinetuneConfig
+
+    clean = clean_reference(data, FinetuneConfig(data="lfw", out="unused", seed=0, eval_pairs=3000))
+    results = _load_previous()
+    command = "python benchmarks/bench_finetune_shift.py " + " ".join(sys.argv[1:])
+    results["commands"] = list(dict.fromkeys(results["commands"] + [command.strip()]))
+    for shift in [s for s in args.shifts.split(",") if s]:
+        for loss in [x for x in args.losses.split(",") if x]:
+            row = run_one(data, shift, loss, args, clean)
+            results["runs"][f"{shift} | {loss} | {row['training']}"] = row
+            choose(results)
+            write_json("finetune_shift", results)
+            write_section("finetune_shift", markdown(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Rewrite the README's figures table from ``benchmarks/results/*.json``, so no figure is typed by hand.
+
+Each row reads one result file written by a benchmark script (named in the
+row); a file that is missing leaves its row out. The table sits between
+``<!-- BEGIN figures -->`` and ``<!-- END figures -->`` in README.md.
+
+    python benchmarks/readme_figures.py           # rewrite README.md
+    python benchmarks/readme_figures.py --check   # exit 1 if README.md is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- BEGIN figures -->", "<!-- END figures -->"
+
+
+def _load(name: str):
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text())["results"] if path.is_file() else None
+
+
+def _pct(x: float, digits: int = 2) -> str:
+    return f"{100 * x:.{digits}f}%"
+
+
+def _lfw(r) -> tuple[str, str]:
+    by = {c["config"]: c for c in r["configs"]}
+    parts = [f"{_pct(by['yunet']['accuracy'])} ± {100 * by['yunet']['accuracy_std']:.2f} "
+             f"(AUC {by['yunet']['auc']:.4f})"] if "yunet" in by else []
+    if "mtcnn" in by:
+        parts.append(f"MTCNN {_pct(by['mtcnn']['accuracy'])}")
+    crops = [c for c in r["configs"] if c["detector"] is None]
+    if crops:
+        best = max(crops, key=lambda c: c["accuracy"])
+        parts.append(f"best centre crop, no detection {_pct(best['accuracy'])}")
+    return (f"LFW, all {r['n_pairs']:,} pairs, 10-fold, pretrained `facenet` + YuNet + alignment (bench_lfw.py)",
+            "; ".join(parts))
+
+
+def _peers(r) -> tuple[str, str]:
+    a = r["accuracy"]
+    return (f"LFW fold 1 ({r['n_pairs']} pairs), same run: embedkit / face_recognition (dlib) / deepface, same "
+            "weights (bench_peers.py)",
+            " / ".join(_pct(a[k]["accuracy"]) for k in ("embedkit", "dlib", "deepface")))
+
+
+def _find(r) -> tuple[str, str]:
+    f = r["find"]
+    return (f"Whole `query` of a photo vs `DeepFace.find`, p50 over {f['photos']:,} photos (bench_peers.py)",
+            f"{f['embedkit_query']['p50_ms']:.0f} ms vs {f['deepface_find']['p50_ms']:.0f} ms "
+            f"({f['speedup_query_p50']:.1f}x)")
+
+
+def _att_query(r) -> tuple[str, str]:
+    return (f"AT&T, leave-one-out `query` rank-1 over {r[0]['faces']} faces (bench_att_query.py)",
+            ", ".join(f"{_pct(x['rank1'], 0)} ({x['setting']})" for x in r))
+
+
+def _utkface(r) -> tuple[str, str]:
+    cells = []
+    for name, run in r.items():
+        rep = run["report"]
+        cells.append(f"`{rep['backbone']}` {_pct(rep['before']['accuracy'])} -> {_pct(rep['after']['accuracy'])}")
+    return ("Fine-tuning, UTKFace protocol: augmentation invariance (a 'same' pair is two augmented copies of one "
+            "photo; held-out people), before -> after (bench_finetune.py utkface)", "; ".join(cells))
+
+
+def _att_lfw_finetune(att, lfw) -> tuple[str, str]:
+    cells = []
+    if att:
+        rep = att["report"]
+        cells.append(f"AT&T {_pct(rep['before']['accuracy'])} -> {_pct(rep['after']['accuracy'])} "
+                     f"({rep['test']['people']} held-out people)")
+    if lfw:
+        o = lfw["official_fold10"]
+        cells.append(f"LFW fold 10 {_pct(o['pretrained']['accuracy_at_other_folds_threshold'])} -> "
+                     f"{_pct(o['fine-tuned']['accuracy_at_other_folds_threshold'])}")
+    return ("Fine-tuning on the pretraining domain: AT&T / LFW folds 1-9 -> fold 10 (bench_finetune.py att lfw)",
+            "; ".join(cells))
+
+
+def _shift(r) -> tuple[str, str]:
+    cells = []
+    for shift, by_loss in r["shifts"].items():
+        for loss, row in by_loss.items():
+            cells.append(f"{shift}, {loss}: clean {_pct(row['clean_accuracy'])}, shifted {_pct(row['before_accuracy'])} "
+                         f"-> fine-tuned {_pct(row['after_accuracy'])} (McNemar p = {row['p_value']:.2g}: "
+                         f"{row['mcnemar']['verdict']})")
+    return ("Fine-tuning under domain shift, LFW fold 10's 600 official pairs, validation thresholds "
+            "(bench_finetune_shift.py)", "; ".join(cells))
+
+
+def _speed(r) -> list[tuple[str, str]]:
+    rows = [("End to end (decode, detect, align, embed) (bench_speed.py)",
+             f"{r['end_to_end']['photos_per_second']:.0f} photos/s; embedding alone "
+             f"{r['embed']['faces_per_second']:.0f} faces/s; YuNet {r['detect_yunet']['images_per_second']:.0f} photos/s")]
+    iq = r.get("index_query")
+    if iq:
+        rows.append((f"Index all {iq['index']['photos']:,} LFW photos ({iq['index']['faces']:,} faces) (bench_speed.py)",
+                     f"{iq['index']['seconds']:.0f} s"))
+        rows.append(("Search one face / whole `query` of a photo, p50 (bench_speed.py)",
+                     f"{iq['search']['p50_ms']:.2f} ms / {iq['query_image']['p50_ms']:.0f} ms"))
+    return rows
+
+
+def _faiss(r) -> tuple[str, str]:
+    big = max(row["n"] for row in r["rows"])
+    target = r["target"]["recall_at_10"]
+    cells = []
+    for family in ("HNSW", "IVF-PQ+refine"):
+        good = [row for row in r["rows"] if row["n"] == big and row["index"] == family and row["recall_at_10"] >= target]
+        if good:
+            best = min(good, key=lambda row: row["p50_ms"])
+            cells.append(f"`{best['factory']}` {best['params']}: {best['p50_ms']:.2f} ms p50, recall@10 "
+                         f"{best['recall_at_10']:.3f}")
+    return (f"{big / 1e6:g}M faces, fastest FAISS setting with recall@10 >= {target} (bench_faiss.py)", "; ".join(cells))
+
+
+def figure_rows() -> list[tuple[str, str]]:
+    rows = []
+    for name, make in (("lfw", _lfw), ("peers", _peers), ("att_query", _att_query)):
+        data = _load(name)
+        if data:
+            rows.append(make(data))
+    peers = _load("peers")
+    att, lfw = _load("finetune_att"), _load("finetune_lfw")
+    if att or lfw:
+        rows.append(_att_lfw_finetune(att, lfw))
+    for name, make in (("finetune_utkface", _utkface), ("finetune_shift", _shift)):
+        data = _load(name)
+        if data:
+            rows.append(make(data))
+    speed = _load("speed")
+    if speed:
+        rows += _speed(speed)
+    if peers and peers.get("find"):
+        rows.append(_find(peers))
+    faiss_results = _load("faiss")
+    if faiss_results:
+        rows.append(_faiss(faiss_results))
+    return rows
+
+
+def table() -> str:
+    lines = ["| what | figure |", "| --- | --- |"]
+    lines += [f"| {what} | {figure} |" for what, figure in figure_rows()]
+    return "\n".join(lines)
+
+
+def rewrite(text: str) -> str:
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
+    if not pattern.search(text):
+        raise SystemExit(f"{README}: no {BEGIN} ... {END} block to rewrite")
+    return pattern.sub(lambda _: f"{BEGIN}\n{table()}\n{END}", text, count=1)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only check that README.md is up to date")
+    args = parser.parse_args(argv)
+    text = README.read_text(encoding="utf-8")
+    new = rewrite(text)
+    if args.check:
+        if new != text:
+            print(f"{README} figures are out of date: run python benchmarks/readme_figures.py", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(new, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

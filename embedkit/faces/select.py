@@ -1,0 +1,40 @@
+"""Which face of a photo is its subject: the one rule ``compare``, ``evaluate`` and ``finetune`` share.
+
+A photo may show several faces; the labelled person (LFW, a user's identity
+folders) or the person being compared is taken to be the face whose box
+centre is nearest the image centre. Photos are framed on their subject, and
+the largest face is often someone else (a person nearer the camera at the
+edge of a group photo). With one face, that face; when the image size
+cannot be read from the file header, the largest (the detector's first).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["subject_face", "image_size"]
+
+
+def image_size(path: str) -> tuple[int, int] | None:
+    """Upright ``(width, height)`` from the file header, without decoding."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # the pipeline already read it; a header quirk only loses the centre rule
+        return None
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def subject_face(faces: list, path: str) -> int:
+    """Index in ``faces`` (largest first) of the face whose box centre is nearest the image centre."""
+    if len(faces) == 1:
+        return 0
+    size = image_size(path)
+    if size is None:
+        return 0  # largest first
+    cx, cy = size[0] / 2, size[1] / 2
+    distances = [(f.box[0] + f.box[2] / 2 - cx) ** 2 + (f.box[1] + f.box[3] / 2 - cy) ** 2 for f in faces]
+    return int(np.argmin(distances))
