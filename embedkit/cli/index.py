@@ -125,7 +125,7 @@ def command(folder, index_dir, labels, min_face_size, min_face_score, factory, s
             if bar is None:
                 return
             bar.update(1)
-            if bar.bar_format == STARTING_FORMAT and bar.n >= min(batch_size, bar.total or 1):
+            if getattr(bar, "bar_format", None) == STARTING_FORMAT and bar.n >= min(batch_size, bar.total or 1):
                 bar.bar_format = None
                 bar.refresh()
 
