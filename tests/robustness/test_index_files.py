@@ -264,3 +264,24 @@ def test_garbage_wal_leftovers_are_ignored(small_index, tiny_model):
     (index_dir / f"{DB}-shm").write_bytes(b"\x00" * 100)
     assert _top_match(index_dir, photos / "s1" / "5.pgm")[0]["path"] == str(photos / "s1" / "5.pgm")
     assert verify_index(index_dir)[1]["ok"] and faces_per_file(index_dir) == faces
+
+
+@pytest.mark.parametrize("trap", ["link to /dev/zero", "huge sparse file"])
+def test_a_vector_file_that_would_exhaust_memory_is_not_read(small_index, tiny_model, trap):
+    photos, index_dir = small_index
+    (path,) = vector_files(index_dir)
+    path.unlink()
+    if trap == "link to /dev/zero":
+        path.symlink_to("/dev/zero")
+    else:
+        with open(path, "wb") as f:
+            f.truncate(4 << 30)  # 4 GiB of nothing, taking no disk
+    image = photos / "s1" / "8.pgm"
+    assert _top_match(index_dir, image)[0]["path"] == str(image)
+    code, result = verify_index(index_dir)
+    assert code == (0 if trap.startswith("link") else 1)  # a device is no FAISS file: noted, not read
+    report = json.loads(run_cli(index_args(photos, index_dir, tiny_model)).stdout)
+    assert report["unchanged"] == 10 * N_PEOPLE
+    (path,) = vector_files(index_dir)
+    assert path.is_file() and not path.is_symlink() and path.stat().st_size < 1 << 20
+    assert verify_index(index_dir)[1]["ok"]
