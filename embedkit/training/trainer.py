@@ -382,7 +382,7 @@ def finetune(config: FinetuneConfig, images: LabelledImages | None = None, split
     saved.metadata["report"] = _compact(report)
     saved.save(out)
     text = format_report(report)
-    (out / REPORT_TEXT_FILE).write_text(text + "\n")
+    (out / REPORT_TEXT_FILE).write_text(text + "\n", errors="surrogateescape")  # names may hold non-UTF-8 bytes
     logger.info("fine-tuned model saved in %s", out)
     return FinetuneResult(out, saved, report, text, files)
 
