@@ -18,10 +18,24 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_FACES = (REPO / ".." / "shared" / "faces").resolve()
 
 
+REQUIRED_DATA = ("att", "lfw/lfw-deepfunneled", "lfw/pairs.txt", "utkface")
+
+
+def missing_face_data() -> list[str]:
+    """The parts of ../shared/faces the tests need that are not there."""
+    return [part for part in REQUIRED_DATA if not (SHARED_FACES / part).exists()]
+
+
+def pytest_sessionstart(session):
+    """The tests run on real faces: without them the run fails (it never skips them)."""
+    missing = missing_face_data()
+    if missing:
+        pytest.exit(f"face data missing under {SHARED_FACES}: {', '.join(missing)} "
+                    f"(the tests need ../shared/faces beside the repository)", returncode=4)
+
+
 @pytest.fixture(scope="session")
 def faces_dir() -> Path:
-    if not SHARED_FACES.is_dir():
-        pytest.skip(f"shared face data not found at {SHARED_FACES}")
     return SHARED_FACES
 
 

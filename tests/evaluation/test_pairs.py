@@ -11,10 +11,7 @@ FACES = (Path(__file__).parents[2] / ".." / "shared" / "faces").resolve()
 LFW_PAIRS = FACES / "lfw" / "pairs.txt"
 LFW_IMAGES = FACES / "lfw" / "lfw-deepfunneled"
 
-needs_lfw = pytest.mark.skipif(
-    not (LFW_PAIRS.is_file() and LFW_IMAGES.is_dir()),
-    reason=f"LFW data not found at {FACES / 'lfw'} (expected ../shared/faces beside the repo)",
-)
+needs_lfw = pytest.mark.usefixtures("faces_dir")  # conftest fails the run without the data
 
 
 @needs_lfw
