@@ -478,6 +478,11 @@ class FaceIndex:
         return results
 
     # -- checking --------------------------------------------------------------------------
+    def _read_stored_settings(self) -> None:
+        """Read every stored setting once: a damaged one raises an IndexStoreError naming it."""
+        self.stats()
+        self.store.get_json("source")
+
     def _settings_problem(self, dim: int | None) -> str | None:
         try:
             self._check_settings(self.factory, self.search_params, dim or 8, given=False)
@@ -509,7 +514,7 @@ class FaceIndex:
         and hold each face's stored vector (as its coding keeps it).
         """
         store = self.store
-        self.stats(), self.source  # damaged settings are an error naming them
+        self._read_stored_settings()
         dim = self.dim
         problems, notes = [], []
         store.begin_read()
