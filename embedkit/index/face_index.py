@@ -463,7 +463,11 @@ class FaceIndex:
             index = self._index_for(self.store.generation)
             if index.ntotal == 0:
                 return [[] for _ in embeddings]
-            scores, ids = vec.search(index, embeddings, min(k, index.ntotal))
+            try:
+                scores, ids = vec.search(index, embeddings, min(k, index.ntotal))
+            except RuntimeError as exc:  # settings FAISS took but cannot search with
+                raise EmbedkitError(f"{self.folder}: search failed ({vec.faiss_reason(exc)}); check the index's "
+                                    f"--search-params") from None
             described = self.store.describe_faces(np.unique(ids))
         finally:
             self.store.rollback()

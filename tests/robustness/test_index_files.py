@@ -149,7 +149,10 @@ def test_an_old_generation_file_renamed_to_the_current_one_is_refused(small_inde
 # -- settings ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("option, value, words", [
-    ("--search-params", "garbage", "could not interpret"),
+    ("--search-params", "garbage", "not name=number"),
+    ("--search-params", "efSearch=-1", "whole number"),  # FAISS takes it, then finds nothing
+    ("--search-params", "nprobe=0", "whole number"),  # FAISS takes it, then fails every search
+    ("--search-params", "nprobe=nan", "not name=number"),
     ("--search-params", "nprobe=4", "nprobe"),  # an IVF parameter on an exact index
     ("--factory", "Garbage", "invalid FAISS factory"),
     ("--factory", "", "invalid FAISS factory"),
@@ -188,6 +191,14 @@ def test_an_ivf_index_too_small_to_train_searches_exactly_saying_so(small_index,
     code, verified = verify_index(index_dir)
     assert code == 0 and verified["ok"] and not verified["notes"] and verified["faces"] == 90
     assert _top_match(index_dir, image)[0]["path"] == str(image)
+
+
+def test_stored_search_params_faiss_would_take_but_not_search_with(small_index, tiny_model):
+    photos, index_dir = small_index
+    assert run_cli(index_args(photos, index_dir, tiny_model, "--factory", "HNSW8")).exit_code == 0
+    _sql(index_dir, "INSERT OR REPLACE INTO info(key, value) VALUES ('search_params', 'efSearch=0')")
+    assert_refused(run_cli(["query", photos / "s1" / "2.pgm", "--index", index_dir]), "efSearch")
+    assert verify_index(index_dir)[0] == 1
 
 
 def test_stored_settings_can_be_replaced_by_a_later_run(small_index, tiny_model):
