@@ -1,6 +1,7 @@
 import click
 
 from embedkit.cli.common import emit, make_pipeline, report_errors
+from embedkit.textsafe import printable
 
 
 @click.command("demo")
@@ -31,4 +32,4 @@ def command(index_dir, as_json):
         verdict = "same person" if c["same"] else "different people"
         lines.append(f"compare {c['path_a'].split('samples/')[-1]} vs {c['path_b'].split('samples/')[-1]}: "
                      f"score {c['score']:.3f} -> {verdict}")
-    click.echo("\n".join(lines))
+    click.echo("\n".join(printable(line) for line in lines))  # the demo index folder is the user's

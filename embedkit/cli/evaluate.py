@@ -2,7 +2,7 @@ import click
 
 from embedkit.cli.common import emit, encoder_options, make_pipeline, report_errors
 from embedkit.errors import EmbedkitError
-from embedkit.textsafe import skipped_line
+from embedkit.textsafe import printable, skipped_line
 
 
 @click.command("evaluate")
@@ -168,5 +168,5 @@ def _text(v: dict, extra: dict, plot_path) -> str:
                 lines.append(f"  {name:<10} FMR {_pct(g['fmr'])} ({g['false_matches']}/{g['n_different']})  "
                              f"FNMR {_pct(g['fnmr'])} ({g['false_non_matches']}/{g['n_same']})")
     if plot_path:
-        lines.append(f"ROC plot: {plot_path}")
+        lines.append(f"ROC plot: {printable(plot_path)}")
     return "\n".join(lines)

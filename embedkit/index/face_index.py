@@ -465,7 +465,11 @@ class FaceIndex:
             index = self._index_for(self.store.generation)
             if index.ntotal == 0:
                 return [[] for _ in embeddings]
-            scores, ids = vec.search(index, embeddings, min(k, index.ntotal))
+            try:
+                scores, ids = vec.search(index, embeddings, min(k, index.ntotal))
+            except RuntimeError as exc:  # settings FAISS took but cannot search with
+                raise EmbedkitError(f"{self.folder}: search failed ({vec.faiss_reason(exc)}); check the index's "
+                                    f"--search-params") from None
             described = self.store.describe_faces(np.unique(ids))
         finally:
             self.store.rollback()
@@ -480,6 +484,11 @@ class FaceIndex:
         return results
 
     # -- checking --------------------------------------------------------------------------
+    def _read_stored_settings(self) -> None:
+        """Read every stored setting once: a damaged one raises an IndexStoreError naming it."""
+        self.stats()
+        self.store.get_json("source")
+
     def _settings_problem(self, dim: int | None) -> str | None:
         try:
             self._check_settings(self.factory, self.search_params, dim or 8, given=False)
@@ -511,7 +520,7 @@ class FaceIndex:
         and hold each face's stored vector (as its coding keeps it).
         """
         store = self.store
-        self.stats(), self.source  # damaged settings are an error naming them
+        self._read_stored_settings()
         dim = self.dim
         problems, notes = [], []
         store.begin_read()

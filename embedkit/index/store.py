@@ -107,7 +107,7 @@ class MetadataStore:
 
     def _connect(self, create: bool) -> sqlite3.Connection:
         """Open read-write in WAL mode; an index on a read-only disk or folder is opened read-only."""
-        db = sqlite3.connect(str(self.path), timeout=60, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(os.fsencode(self.path), timeout=60, isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -119,7 +119,7 @@ class MetadataStore:
         # WAL readers need the -shm file. Where it cannot be created (a
         # read-only mount), no writer can change the database either, so it
         # is safe to read it as immutable.
-        uri = "file:" + quote(str(self.path.resolve()))
+        uri = "file:" + quote(os.fsencode(self.path.resolve()))
         for params in ("mode=ro", "mode=ro&immutable=1"):
             db = sqlite3.connect(f"{uri}?{params}", uri=True, timeout=60, isolation_level=None,
                                  check_same_thread=False)
@@ -206,9 +206,11 @@ class MetadataStore:
     # -- files and contents ----------------------------------------------------------------
     def files_under(self, root: str) -> dict[str, tuple]:
         prefix = root.rstrip("/") + "/"
-        rows = self.db.execute(
-            "SELECT path, sha256, size, mtime_ns FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
-        ).fetchall()
+        rows = []
+        if isinstance(to_db_text(prefix), str):  # under a folder whose name is not UTF-8, every path is bytes
+            rows = self.db.execute(
+                "SELECT path, sha256, size, mtime_ns FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
+            ).fetchall()
         byte_prefix = os.fsencode(prefix)
         rows += [row for row in self.db.execute(
             "SELECT path, sha256, size, mtime_ns FROM files WHERE typeof(path) = 'blob'") if row[0].startswith(byte_prefix)]

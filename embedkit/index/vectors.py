@@ -32,7 +32,7 @@ class NotTrainedError(EmbedkitError):
     """A FAISS index type that needs more faces than there are to train."""
 
 
-def _faiss_reason(exc: RuntimeError) -> str:
+def faiss_reason(exc: RuntimeError) -> str:
     """The human part of a FAISS error (its messages start with a C++ signature)."""
     text = str(exc).splitlines()[-1] if str(exc) else exc.__class__.__name__
     for marker in ("failed: ", ".cpp:"):
@@ -48,7 +48,7 @@ def new_index(factory: str, dim: int):
     try:
         return faiss.index_factory(dim, normalise_factory(factory), faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
-        raise EmbedkitError(f"invalid FAISS factory string {factory!r}: {_faiss_reason(exc)}") from None
+        raise EmbedkitError(f"invalid FAISS factory string {factory!r}: {faiss_reason(exc)}") from None
 
 
 def check_settings(factory: str, search_params: str, dim: int) -> None:
@@ -69,7 +69,7 @@ def build_index(factory: str, dim: int, ids: np.ndarray, vectors: np.ndarray, se
             index.train(np.ascontiguousarray(vectors, dtype=np.float32))
         except RuntimeError as exc:
             raise NotTrainedError(
-                f"FAISS index {factory!r} cannot be trained on {len(vectors)} faces ({_faiss_reason(exc)})"
+                f"FAISS index {factory!r} cannot be trained on {len(vectors)} faces ({faiss_reason(exc)})"
             ) from None
     if len(vectors):
         index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids, np.int64))
@@ -88,13 +88,40 @@ def apply_search_params(index, search_params: str) -> None:
         return
     import faiss
 
-    if not isinstance(search_params, str):
-        raise EmbedkitError(f"invalid FAISS search parameters {search_params!r}")
+    problem = _search_params_problem(search_params)
+    if problem:
+        raise EmbedkitError(f"invalid FAISS search parameters {search_params!r}: {problem}")
     inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
     try:
         faiss.ParameterSpace().set_index_parameters(inner, search_params)
     except RuntimeError as exc:
-        raise EmbedkitError(f"invalid FAISS search parameters {search_params!r}: {_faiss_reason(exc)}") from None
+        raise EmbedkitError(f"invalid FAISS search parameters {search_params!r}: {faiss_reason(exc)}") from None
+
+
+# Search parameters that count something (lists to probe, candidates to
+# keep): FAISS accepts 0 or -1 for them and then fails or silently finds
+# nothing at search time, so they must be whole numbers in this range.
+COUNT_PARAMS = ("nprobe", "efSearch", "max_codes", "k_factor", "quantizer_efSearch", "nprobe_quantizer")
+MAX_COUNT = 1 << 24
+
+
+def _search_params_problem(search_params) -> str | None:
+    """What is wrong with ``name=value,...`` before FAISS sees it (None if nothing)."""
+    import math
+
+    if not isinstance(search_params, str):
+        return "not a string"
+    for item in search_params.split(","):
+        name, sep, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or not name.strip() or not math.isfinite(number):
+            return f"{item.strip()!r} is not name=number"
+        if name.strip() in COUNT_PARAMS and (number != int(number) or not 1 <= number <= MAX_COUNT):
+            return f"{name.strip()} must be a whole number from 1 to {MAX_COUNT}"
+    return None
 
 
 # Below this many queries FAISS searches on one thread: OpenMP's hand-offs

@@ -606,7 +606,7 @@ def _test_report(config: FinetuneConfig, out: Path, split: Split, faces: FaceSet
                                                        saved.metadata.get("faces", {}).get("extractor"))
     saved.save(out)
     text = format_report(report)
-    (out / REPORT_TEXT_FILE).write_text(text + "\n")
+    (out / REPORT_TEXT_FILE).write_text(text + "\n", errors="surrogateescape")  # names may hold non-UTF-8 bytes
     logger.info("fine-tuned model saved in %s", out)
     return FinetuneResult(out, saved, report, text, files, held_out.test,
                           {"before": fit.before_test, "after": after_test})

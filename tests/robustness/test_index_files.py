@@ -149,7 +149,10 @@ def test_an_old_generation_file_renamed_to_the_current_one_is_refused(small_inde
 # -- settings ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("option, value, words", [
-    ("--search-params", "garbage", "could not interpret"),
+    ("--search-params", "garbage", "not name=number"),
+    ("--search-params", "efSearch=-1", "whole number"),  # FAISS takes it, then finds nothing
+    ("--search-params", "nprobe=0", "whole number"),  # FAISS takes it, then fails every search
+    ("--search-params", "nprobe=nan", "not name=number"),
     ("--search-params", "nprobe=4", "nprobe"),  # an IVF parameter on an exact index
     ("--factory", "Garbage", "invalid FAISS factory"),
     ("--factory", "", "invalid FAISS factory"),
@@ -188,6 +191,14 @@ def test_an_ivf_index_too_small_to_train_searches_exactly_saying_so(small_index,
     code, verified = verify_index(index_dir)
     assert code == 0 and verified["ok"] and not verified["notes"] and verified["faces"] == 90
     assert _top_match(index_dir, image)[0]["path"] == str(image)
+
+
+def test_stored_search_params_faiss_would_take_but_not_search_with(small_index, tiny_model):
+    photos, index_dir = small_index
+    assert run_cli(index_args(photos, index_dir, tiny_model, "--factory", "HNSW8")).exit_code == 0
+    _sql(index_dir, "INSERT OR REPLACE INTO info(key, value) VALUES ('search_params', 'efSearch=0')")
+    assert_refused(run_cli(["query", photos / "s1" / "2.pgm", "--index", index_dir]), "efSearch")
+    assert verify_index(index_dir)[0] == 1
 
 
 def test_stored_settings_can_be_replaced_by_a_later_run(small_index, tiny_model):
@@ -264,3 +275,24 @@ def test_garbage_wal_leftovers_are_ignored(small_index, tiny_model):
     (index_dir / f"{DB}-shm").write_bytes(b"\x00" * 100)
     assert _top_match(index_dir, photos / "s1" / "5.pgm")[0]["path"] == str(photos / "s1" / "5.pgm")
     assert verify_index(index_dir)[1]["ok"] and faces_per_file(index_dir) == faces
+
+
+@pytest.mark.parametrize("trap", ["link to /dev/zero", "huge sparse file"])
+def test_a_vector_file_that_would_exhaust_memory_is_not_read(small_index, tiny_model, trap):
+    photos, index_dir = small_index
+    (path,) = vector_files(index_dir)
+    path.unlink()
+    if trap == "link to /dev/zero":
+        path.symlink_to("/dev/zero")
+    else:
+        with open(path, "wb") as f:
+            f.truncate(4 << 30)  # 4 GiB of nothing, taking no disk
+    image = photos / "s1" / "8.pgm"
+    assert _top_match(index_dir, image)[0]["path"] == str(image)
+    code, result = verify_index(index_dir)
+    assert code == (0 if trap.startswith("link") else 1)  # a device is no FAISS file: noted, not read
+    report = json.loads(run_cli(index_args(photos, index_dir, tiny_model)).stdout)
+    assert report["unchanged"] == 10 * N_PEOPLE
+    (path,) = vector_files(index_dir)
+    assert path.is_file() and not path.is_symlink() and path.stat().st_size < 1 << 20
+    assert verify_index(index_dir)[1]["ok"]

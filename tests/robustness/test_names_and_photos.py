@@ -76,6 +76,19 @@ def test_non_utf8_names_are_indexed_losslessly_and_never_block_the_rest(odd_name
     assert verify_index(index_dir)[1]["ok"]
 
 
+def test_photo_folder_and_index_folder_with_non_utf8_names(att_dir, tiny_model, tmp_path):
+    photos, index_dir = tmp_path / _name(b"fotos \xe9t\xe9"), tmp_path / _name(b"index \xff")
+    shutil.copytree(att_dir / "s2", photos / "s2")
+    for _ in range(2):
+        result = run_cli([a for a in index_args(photos, index_dir, tiny_model) if a != "--json"])
+        assert result.exit_code == 0 and result.stdout.startswith(f"{tmp_path}/index \\xff: 10 faces in 10 files")
+    assert "10 unchanged" in result.stdout
+    image = photos / "s2" / "3.pgm"
+    query = run_cli(["query", image, "--index", index_dir, "-k", "1", "--json"])
+    assert json.loads(query.stdout)[0]["matches"][0]["path"] == str(image)
+    assert verify_index(index_dir)[1]["ok"]
+
+
 def _utf8(path) -> bool:
     try:
         str(path).encode("utf-8")
