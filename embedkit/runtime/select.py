@@ -17,9 +17,10 @@ logger = logging.getLogger(__name__)
 JOBS = ("single", "bulk")
 BACKENDS = ("auto", "tensorflow", "litert")
 # A bulk job expected to embed at least this many faces runs on TensorFlow's
-# frozen graph: it embeds faster than LiteRT on a CPU, which repays
-# importing TensorFlow and tracing the graph (about 15 s) from here on.
-# Measured by `python benchmarks/bench_cold.py --backends`.
+# frozen graph: on a quiet 2-core CPU it embeds facenet at 91 faces/s against
+# LiteRT's 47 (issue 10's measurements), which repays importing TensorFlow and
+# tracing the graph (about 15 s) from about 1,500 faces on. Re-measure with
+# `python benchmarks/bench_cold.py --backends`.
 BULK_TF_MIN_FACES = 2000
 
 
