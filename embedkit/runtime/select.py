@@ -66,7 +66,8 @@ def load_encoder(model: str | os.PathLike | None = None, backbone: str | None = 
         return _tensorflow(model, backbone, weights)
     conversion = _conversion(model, spec, weights)
     if conversion is None or not litert.available():
-        why = "no LiteRT" if conversion is not None else "random weights are never converted"
+        why = ("ai-edge-litert is not installed" if conversion is not None
+               else "random weights, or weights without a pinned file, are not converted")
         if backend == "litert":
             raise ModelError(f"cannot run this model on LiteRT ({why})")
         logger.info("running on TensorFlow (%s)", why)
