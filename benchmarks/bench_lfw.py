@@ -17,6 +17,8 @@ deep-funneled 250x250 photo).
     python benchmarks/bench_lfw.py --model models/ft      # a fine-tuned model
     python benchmarks/bench_lfw.py --folds 1 --configs yunet   # quick check
     python benchmarks/bench_lfw.py --configs mtcnn --append    # add a row to the last run's
+    python benchmarks/bench_lfw.py --runtime litert --configs yunet   # the fast runtime (section lfw-litert)
+    python benchmarks/bench_lfw.py --backbone sface --runtime auto --configs yunet   # sface (OpenCV)
 
 Writes section ``lfw`` (``lfw-<model folder name>`` with ``--model``) of
 ``benchmarks/RESULTS.md`` and ``benchmarks/results/<same>.json``, after

@@ -131,6 +131,7 @@ def compare_pairs(pipeline: FacePipeline, pairs: Iterable[tuple[str, str]], thre
     reference = reference_for(pipeline.encoder, pipeline.extractor.describe())
     pairs = [(str(a), str(b)) for a, b in pairs]
     unique = list(dict.fromkeys(path for pair in pairs for path in pair))
+    pipeline.prepare(len(unique))
     seen = {result.path: _Subject.of(result) for result in pipeline.embed_files(unique)}
     for a, b in pairs:
         errors = [f"{side.path}: {side.error}" for side in (seen[a], seen[b]) if side.error]

@@ -122,9 +122,12 @@ def remember_json(ctx, as_json: bool) -> None:
 
 
 def require_files(paths) -> None:
-    """Fail at once (before any model loads) if a path does not exist."""
+    """Fail at once (before any model loads) if a path does not exist.
+
+    A broken or looping link is left to the reader, which says which it is.
+    """
     for path in paths:
-        if not os.path.exists(path):
+        if not os.path.lexists(path):
             raise EmbedkitError(f"{escape(path)}: cannot be read (No such file or directory)")
 
 

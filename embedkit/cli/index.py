@@ -115,6 +115,8 @@ def command(folder, index_dir, labels, min_face_size, min_face_score, factory, s
             set_quality(index.store, min_face_size, min_face_score)
         bar = None
 
+        starting = True
+
         def on_start(total):
             nonlocal bar
             # No rate or ETA until a first batch is embedded: start-up is no measure of speed.
@@ -122,12 +124,15 @@ def command(folder, index_dir, labels, min_face_size, min_face_score, factory, s
                        bar_format=STARTING_FORMAT)
 
         def progress(path):
+            nonlocal starting
             if bar is None:
                 return
             bar.update(1)
-            if getattr(bar, "bar_format", None) == STARTING_FORMAT and bar.n >= min(batch_size, bar.total or 1):
-                bar.bar_format = None
-                bar.refresh()
+            if starting and bar.n >= min(batch_size, bar.total or 1):
+                starting = False
+                if not as_json:
+                    bar.bar_format = None
+                    bar.refresh()
 
         try:
             report = index.update(folder, pipeline, labels=labels, factory=factory, search_params=search_params,

@@ -51,15 +51,19 @@ def expand_images(items) -> list[str]:
     """Image files given directly, plus the images under each folder given (sorted)."""
     from pathlib import Path
 
+    from embedkit.errors import EmbedkitError
     from embedkit.index.scan import walk_images
 
     paths = []
     for item in items:
         if Path(item).is_dir():
             problems = []
-            paths.extend(str(p) for p in walk_images(Path(item), problems))
+            found = [str(p) for p in walk_images(Path(item), problems)]
             for problem in problems:
                 report_problem(f"{escape(problem.path)}: {escape(problem.reason)}", json_requested())
+            if not found:
+                raise EmbedkitError(f"{escape(item)}: is a directory with no images in it")
+            paths.extend(found)
         else:
             paths.append(str(item))
     return paths

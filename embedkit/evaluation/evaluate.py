@@ -92,6 +92,8 @@ def embed_images(pipeline, paths: Iterable, progress: Callable[[str], None] | No
     """Embed each path once (duplicates are embedded once), keeping its central face."""
     unique = list(dict.fromkeys(str(p) for p in paths))
     out = ImageEmbeddings()
+    if hasattr(pipeline, "prepare"):
+        pipeline.prepare(len(unique))
     started = time.perf_counter()
     for result in pipeline.embed_files(unique):
         if result.error:

@@ -99,6 +99,7 @@ def write_entry(key: str, roots: list[Path], model_bytes: bytes, model_file: str
         try:
             (tmp / model_file).write_bytes(model_bytes)
             (tmp / ENTRY_FILE).write_text(json.dumps(meta, indent=2))
+            os.chmod(tmp, 0o755)  # mkdtemp makes it private; the weights cache is not
             if target.exists() and find_entry(key, [root]) is None:
                 shutil.rmtree(target)  # a damaged entry
             os.replace(tmp, target)

@@ -17,9 +17,10 @@ logger = logging.getLogger(__name__)
 JOBS = ("single", "bulk")
 BACKENDS = ("auto", "tensorflow", "litert")
 # A bulk job expected to embed at least this many faces runs on TensorFlow's
-# frozen graph: it embeds faster than LiteRT on a CPU, which repays
-# importing TensorFlow and tracing the graph (about 15 s) from here on.
-# Measured by `python benchmarks/bench_cold.py --backends`.
+# frozen graph: on a quiet 2-core CPU it embeds facenet at 91 faces/s against
+# LiteRT's 47 (issue 10's measurements), which repays importing TensorFlow and
+# tracing the graph (about 15 s) from about 1,500 faces on. Re-measure with
+# `python benchmarks/bench_cold.py --backends`.
 BULK_TF_MIN_FACES = 2000
 
 
@@ -65,7 +66,8 @@ def load_encoder(model: str | os.PathLike | None = None, backbone: str | None = 
         return _tensorflow(model, backbone, weights)
     conversion = _conversion(model, spec, weights)
     if conversion is None or not litert.available():
-        why = "no LiteRT" if conversion is not None else "random weights are never converted"
+        why = ("ai-edge-litert is not installed" if conversion is not None
+               else "random weights, or weights without a pinned file, are not converted")
         if backend == "litert":
             raise ModelError(f"cannot run this model on LiteRT ({why})")
         logger.info("running on TensorFlow (%s)", why)

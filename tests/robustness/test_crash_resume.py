@@ -93,7 +93,7 @@ def test_kill_during_index_then_resume(att_dir, tiny_model, tmp_path):
     assert verify.exit_code == 0, verify.stdout
     assert json.loads(verify.stdout)["ok"]
     after_kill = run_cli(["query", photos / "s2" / "3.pgm", "--index", index_dir, "--json", "-k", "1"])
-    assert after_kill.exit_code == 0 and json.loads(after_kill.stdout)[0]["matches"][0]["score"] > 0.999
+    assert after_kill.exit_code == 0 and json.loads(after_kill.stdout)["results"][0]["faces"][0]["matches"][0]["score"] > 0.999
 
     # Re-running resumes: only the files not yet committed are embedded.
     resume = run_cli(_index_args(photos, index_dir, tiny_model, "--json"))

@@ -43,7 +43,7 @@ def test_moved_photo_is_not_embedded_again_and_deleted_photo_loses_its_faces(sma
     assert after[str(moved_to)] == before[str(moved_from)]  # the same stored face, not a new one
     assert str(photos / "s2" / "5.pgm") not in after and str(moved_from) not in after
     query = run_cli(["query", moved_to, "--index", index_dir, "--json", "-k", "1"])
-    assert json.loads(query.stdout)[0]["matches"][0]["path"] == str(moved_to)
+    assert json.loads(query.stdout)["results"][0]["faces"][0]["matches"][0]["path"] == str(moved_to)
     assert _verify(index_dir)[1]["ok"]
 
 
@@ -67,7 +67,7 @@ def test_deleted_faiss_file_is_noted_searched_around_and_repaired(small_index, t
     (vector_file,) = _vector_files(index_dir)
     vector_file.unlink()
     query = run_cli(["query", photos / "s1" / "3.pgm", "--index", index_dir, "--json", "-k", "1"])
-    assert query.exit_code == 0 and json.loads(query.stdout)[0]["matches"][0]["score"] > 0.999
+    assert query.exit_code == 0 and json.loads(query.stdout)["results"][0]["faces"][0]["matches"][0]["score"] > 0.999
     code, result = _verify(index_dir)
     assert code == 0 and result["ok"] and result["notes"]
     code, result = _verify(index_dir, "--repair")
@@ -80,7 +80,7 @@ def test_corrupted_faiss_file_is_reported_and_repaired(small_index, tiny_model):
     (vector_file,) = _vector_files(index_dir)
     vector_file.write_bytes(b"\x00garbage" * 100)
     query = run_cli(["query", photos / "s2" / "3.pgm", "--index", index_dir, "--json", "-k", "1"])
-    assert query.exit_code == 0 and json.loads(query.stdout)[0]["matches"][0]["score"] > 0.999
+    assert query.exit_code == 0 and json.loads(query.stdout)["results"][0]["faces"][0]["matches"][0]["score"] > 0.999
     code, result = _verify(index_dir)
     assert code == 1 and not result["ok"] and "checksum differs" in result["problems"][0]
     code, result = _verify(index_dir, "--repair")
