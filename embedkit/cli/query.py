@@ -1,6 +1,6 @@
 import click
 
-from embedkit.cli.common import emit, encoder_options, make_pipeline, report_errors
+from embedkit.cli.common import emit, encoder_options, html_option, make_pipeline, report_errors, write_page
 from embedkit.cli.index import index_option, open_index
 
 
@@ -22,8 +22,9 @@ def person_text(person) -> str:
               help="Same-person cosine threshold (default: the one calibrated for the index's model and faces).")
 @click.option("--include-low-quality", is_flag=True, help="With --all: also faces below the quality settings.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@html_option
 @report_errors
-def command(image, index_dir, k, all_matches, threshold, include_low_quality, as_json, **options):
+def command(image, index_dir, k, all_matches, threshold, include_low_quality, as_json, html, **options):
     """Find the stored faces nearest to each face in IMAGE."""
     from embedkit.search import query_image
 
@@ -31,6 +32,10 @@ def command(image, index_dir, k, all_matches, threshold, include_low_quality, as
         pipeline, _ = make_pipeline(options, index.source)
         faces = query_image(index, pipeline, image, k, all_matches=all_matches, threshold=threshold,
                             include_low_quality=include_low_quality)
+    if html:
+        from embedkit.server.pages import query_page
+
+        write_page(html, query_page(image, faces), as_json)
     if as_json:
         emit(True, faces)
         return
