@@ -50,4 +50,4 @@ def people_page(index, samples: int = 8, thumbnails: Thumbnails | None = None) -
     for person in listed["people"]:
         person["faces"] = [sha_of.get(face["face_id"], face) for face in person["faces"]]
     return render("page_people.html", standalone=True, css=stylesheet(), token="", listed=listed,
-                  index=printable(index.folder), face_src=_inline_faces(thumbnails or Thumbnails()))
+                  index=printable(index.folder.name), face_src=_inline_faces(thumbnails or Thumbnails()))
