@@ -159,11 +159,12 @@ MAX_IMPOSTOR_PAIRS = 3_000_000
 def threshold_at_far(impostor_scores: np.ndarray, far: float) -> float:
     """The lowest threshold at which at most a ``far`` fraction of ``impostor_scores`` is accepted
     (a score is accepted when it is at or above the threshold)."""
-    scores = np.sort(np.asarray(impostor_scores, np.float64))[::-1]
+    # float32 throughout: embeddings' scores are float32, and the threshold must split them exactly
+    scores = np.sort(np.asarray(impostor_scores, np.float32))[::-1]
     allowed = int(np.floor(far * len(scores)))
     if allowed >= len(scores):
         return float(scores[-1])
-    return float(np.nextafter(scores[allowed], np.inf))
+    return float(np.nextafter(scores[allowed], np.float32(np.inf)))
 
 
 def _pairs(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 # Neighbours looked at per group and round.
 NEIGHBOURS = 16
+# Groups smaller than this are not held to the relative condition (see agglomerate).
+RELATIVE_MIN = 4
 
 
 @dataclass
@@ -49,9 +51,18 @@ class Groups:
     frozen: np.ndarray
 
 
-def agglomerate(groups: Groups, threshold: float, neighbours: int = NEIGHBOURS) -> np.ndarray:
+def agglomerate(groups: Groups, threshold: float, relative: float = 0.0, relative_min: int = RELATIVE_MIN,
+                neighbours: int = NEIGHBOURS) -> np.ndarray:
     """Merge ``groups`` as the module says; returns, for each input group, the index of the
-    group it ended in (a representative input group index)."""
+    group it ended in (a representative input group index).
+
+    ``relative`` > 0 adds a second condition for two groups of at least
+    ``relative_min`` faces each: their similarity must also reach ``relative``
+    times the geometric mean of their own within-group similarities. Two
+    tight groups of lookalike people (whose faces are all near one another)
+    then stay apart, while a loose group of one person's varied photos still
+    takes in its other pieces.
+    """
     n = len(groups.counts)
     parent = np.arange(n)
     if n == 0:
@@ -73,7 +84,14 @@ def agglomerate(groups: Groups, threshold: float, neighbours: int = NEIGHBOURS) 
             break
         means = (sums[candidates] / counts[candidates, None]).astype(np.float32)
         rows = np.flatnonzero(stale[candidates])
-        found, dead = _best_partners(means, candidates, frozen[candidates], rows, tags, threshold, neighbours)
+        within = None
+        if relative:
+            n_c = counts[candidates]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                within = ((sums[candidates] ** 2).sum(1) - n_c) / (n_c * (n_c - 1))
+            within[n_c < relative_min] = np.nan
+        found, dead = _best_partners(means, candidates, frozen[candidates], rows, tags, threshold, neighbours,
+                                     within, relative)
         best[candidates[rows]] = found
         stale[candidates[rows]] = False
         active[candidates[rows[dead]]] = False
@@ -112,7 +130,7 @@ def agglomerate(groups: Groups, threshold: float, neighbours: int = NEIGHBOURS) 
 
 
 def _best_partners(means: np.ndarray, ids: np.ndarray, frozen: np.ndarray, rows: np.ndarray,
-                   tags: list[frozenset], threshold: float, neighbours: int):
+                   tags: list[frozenset], threshold: float, neighbours: int, within=None, relative: float = 0.0):
     """For the candidate ``rows``: the most similar allowed partner at or above ``threshold``
     (a group id from ``ids``, or -1), and whether the row can never merge again."""
     import faiss
@@ -146,6 +164,10 @@ def _best_partners(means: np.ndarray, ids: np.ndarray, frozen: np.ndarray, rows:
                     continue
                 if row_tags and row_tags & tags[ids[other]]:
                     continue
+                if within is not None:
+                    tight = [w for w in (within[row], within[other]) if w == w]
+                    if len(tight) == 2 and sim < relative * float(np.exp(np.mean(np.log(np.maximum(tight, 1e-6))))):
+                        continue
                 best[pos] = ids[other]
                 break
             # Nothing reaches the threshold (the k-th neighbour is already below): never again.
@@ -154,10 +176,12 @@ def _best_partners(means: np.ndarray, ids: np.ndarray, frozen: np.ndarray, rows:
     return best, dead
 
 
-def cluster_vectors(vectors: np.ndarray, threshold: float, photos=None) -> np.ndarray:
+def cluster_vectors(vectors: np.ndarray, threshold: float, photos=None, relative: float = 0.0,
+                    relative_min: int = RELATIVE_MIN) -> np.ndarray:
     """Cluster unit ``vectors`` (one face each) into labels ``0..C-1``, largest cluster first.
 
     ``photos`` (optional) names each face's photo: faces of one photo never share a label.
+    ``relative`` and ``relative_min`` as in :func:`agglomerate`.
     """
     vectors = np.asarray(vectors, np.float32)
     n = len(vectors)
@@ -171,7 +195,7 @@ def cluster_vectors(vectors: np.ndarray, threshold: float, photos=None) -> np.nd
             if len(members) > 1:
                 for i in members:
                     tags[i] = frozenset({("photo", photo)})
-    parent = agglomerate(Groups(vectors, np.ones(n), tags, np.zeros(n, bool)), threshold)
+    parent = agglomerate(Groups(vectors, np.ones(n), tags, np.zeros(n, bool)), threshold, relative, relative_min)
     return relabel(parent)
 
 

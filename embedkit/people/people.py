@@ -24,9 +24,13 @@ from embedkit.people.store import PeopleStore
 logger = logging.getLogger(__name__)
 
 # Clustering merges groups whose mean pair similarity reaches the same-person
-# threshold plus this margin: merging two people costs more than splitting
-# one (see benchmarks/bench_people.py, tuned on LFW people with 2-4 photos).
+# threshold plus this margin (merging two people costs more than splitting
+# one), and holds groups of RELATIVE_MIN faces or more to the relative
+# condition (see embedkit.people.cluster.agglomerate). Chosen by
+# benchmarks/bench_people.py on LFW people with fewer than 5 photos.
 CLUSTER_MARGIN = 0.1
+RELATIVE = 0.8
+RELATIVE_MIN = 4
 # A cluster of fewer faces stays unassigned (and is tried again next time).
 MIN_FACES = 2
 NEW = "new"
@@ -178,7 +182,7 @@ def cluster(index, threshold: float | None = None, min_faces: int = MIN_FACES,
             tags.append(frozenset(tags_of(faces[row][1], faces[row][2])))
         frozen = np.zeros(n_groups, bool)
         frozen[: len(existing)] = True
-        parent = agglomerate(Groups(sums, counts, tags, frozen), merge_at)
+        parent = agglomerate(Groups(sums, counts, tags, frozen), merge_at, RELATIVE, RELATIVE_MIN)
 
         report.faces = len(faces)
         report.considered = len(todo)
