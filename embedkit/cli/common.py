@@ -214,6 +214,27 @@ def make_pipeline(options: dict, stored: dict | None = None, batch_size: int = 6
     return FacePipeline(encoder, extractor, batch_size=batch_size, flip=bool(source["flip"])), source
 
 
+def html_option(func):
+    return click.option("--html", default=None, type=click.Path(dir_okay=False),
+                        help="Also write the answer as one self-contained HTML page to this file.")(func)
+
+
+def write_page(path, page: str, quiet: bool = False) -> None:
+    """Write an HTML page (replacing the file atomically) and say so on stderr."""
+    from pathlib import Path
+
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise click.ClickException(f"{path}: cannot write the page ({exc.strerror or exc})") from None
+    if not quiet:
+        click.echo(f"wrote {path}", err=True)
+
+
 def emit(as_json: bool, data, text: str | None = None) -> None:
     """Print ``data`` as JSON (``--json`` before or after the command name) or ``text`` for people.
 

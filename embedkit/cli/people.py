@@ -2,7 +2,7 @@ import re
 
 import click
 
-from embedkit.cli.common import emit, report_errors
+from embedkit.cli.common import emit, html_option, report_errors, write_page
 from embedkit.cli.index import index_option, open_index
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -31,9 +31,10 @@ def face_line(face: dict) -> str:
 @index_option
 @click.option("--all-faces", is_flag=True, help="List every face of every person, not a few samples.")
 @json_option
+@html_option
 @click.pass_context
 @report_errors
-def command(ctx, index_dir, all_faces, as_json):
+def command(ctx, index_dir, all_faces, as_json, html):
     """List the people in the index, largest first (`embedkit cluster` finds them)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -41,6 +42,10 @@ def command(ctx, index_dir, all_faces, as_json):
 
     with open_index(index_dir, create=False) as index:
         listed = list_people(index, all_faces=all_faces)
+        if html:
+            from embedkit.server.pages import people_page
+
+            write_page(html, people_page(index), as_json)
     lines = []
     for person in listed["people"]:
         lines.append(person_line(person))

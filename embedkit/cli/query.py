@@ -1,7 +1,7 @@
 import click
 
-from embedkit.cli.common import (emit, encoder_options, escape, json_requested, make_pipeline, report_errors,
-                                 report_problem, require_files)
+from embedkit.cli.common import (emit, encoder_options, escape, html_option, json_requested, make_pipeline,
+                                 report_errors, report_problem, require_files, write_page)
 from embedkit.cli.index import index_option, open_index
 from embedkit.textsafe import printable
 
@@ -24,21 +24,32 @@ def person_text(person) -> str:
               help="Same-person cosine threshold (default: the one calibrated for the index's model and faces).")
 @click.option("--include-low-quality", is_flag=True, help="With --all: also faces below the quality settings.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@html_option
 @report_errors
-def command(images, index_dir, k, all_matches, threshold, include_low_quality, as_json, **options):
+def command(images, index_dir, k, all_matches, threshold, include_low_quality, as_json, html, **options):
     """Find the stored faces nearest to each face in IMAGES (image files or folders of images).
 
     Exit code 1 if an image could not be read (the others are still answered).
     """
+    from embedkit.errors import EmbedkitError
     from embedkit.search import query_images
 
     require_files(images)
     paths = expand_images(images)
+    if html and len(paths) != 1:
+        raise click.UsageError("--html takes one IMAGE")
     with open_index(index_dir, create=False) as index:
         pipeline, _ = make_pipeline(options, index.source, job="bulk" if len(paths) > 8 else "single")
         answers = list(query_images(index, pipeline, paths, k, all_matches=all_matches, threshold=threshold,
                                     include_low_quality=include_low_quality))
         meta = {"index": str(index.folder), "model_id": pipeline.encoder.model_id, "k": None if all_matches else k}
+    if html:
+        from embedkit.server.pages import query_page
+
+        answer = answers[0]
+        if answer["error"]:
+            raise EmbedkitError(f"{escape(answer['path'])}: {escape(answer['error'])}")
+        write_page(html, query_page(answer["path"], answer["faces"]), as_json)
     failed = [a for a in answers if a["error"]]
     emit(as_json, {**meta, "results": answers}, _text(answers))
     for answer in failed:

@@ -17,6 +17,7 @@ def environment():
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["percent"] = format_percent
     env.filters["printable"] = printable
+    env.filters["short_path"] = short_path
     return env
 
 
@@ -35,3 +36,9 @@ def printable(text) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def short_path(path) -> str:
+    """The file's folder and name only (``s1/8.pgm``): enough to find it, without the whole local path."""
+    parts = str(path).replace("\\", "/").rstrip("/").split("/")
+    return printable("/".join(parts[-2:]))

@@ -137,3 +137,17 @@ def test_compare_two_photos_shows_the_verdict(server, page, att_dir):
     page.wait_for_selector("#verdict")
     assert page.inner_text("#verdict") == "Different people"
     shot(page, "compare-different")
+
+
+def test_static_people_page_opens_from_a_file(people_index_dir, page, tmp_path):
+    from embedkit.index import FaceIndex
+    from embedkit.server.pages import people_page
+
+    with FaceIndex.open(people_index_dir) as index:
+        html = people_page(index)
+    out = tmp_path / "people.html"
+    out.write_text(html)
+    page.goto(out.as_uri())
+    assert page.locator("section.person-row").count() >= 8
+    assert page.eval_on_selector_all("img.thumb", "imgs => imgs.length > 0 && imgs.every(i => i.naturalWidth > 0)")
+    shot(page, "static-people")
