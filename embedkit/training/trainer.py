@@ -422,6 +422,8 @@ class _Sources:
                     if n > self.deepest:
                         features = map_features(feature_bridge(self.backbone, self.blocks, n, self.deepest),
                                                 features)
+                        deep_cut = split_backbone(self.backbone, self.blocks, self.deepest)
+                        _store_cached(_cache_path(config, crops, deep_cut.boundary), features)
                     return features
         cut = split_backbone(self.backbone, self.blocks, self.deepest)
         features = cache_features(cut.frozen, self.encoder.preprocessing, crops, progress=self.progress,
