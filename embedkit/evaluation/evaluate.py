@@ -150,7 +150,9 @@ def evaluate_pairs(pipeline, pairs, images_root, folds: int | None = None,
 
     Returns :func:`embedkit.evaluation.metrics.verification_report`'s dict
     (accuracy over the pairs' folds, threshold chosen on the other folds),
-    plus ``fold_source``, ``pairs_with_missing`` and the image summary of
+    plus ``fold_source``, ``folds_share_people`` (a person, the first folder
+    of a pair's paths, is in pairs of two folds: the folds are then not
+    identity-disjoint), ``pairs_with_missing`` and the image summary of
     :class:`ImageEmbeddings` (``n_images``, ``n_missing``, ``errors``, speed).
     """
     pairs = list(pairs)
@@ -170,7 +172,11 @@ def evaluate_pairs(pipeline, pairs, images_root, folds: int | None = None,
     same = np.array([p.same for p in pairs], dtype=bool)
     pair_folds, fold_source = _cv_folds(np.array([p.fold for p in pairs]))
     report = verification_report(scores, same, folds=pair_folds)
-    report.update(fold_source=fold_source, pairs_with_missing=missing, **embedded.summary())
+    # A pair's people are the first folder of its paths (LFW: Name/Name_0001.jpg).
+    shared = pair_folds is not None and _folds_share_people(
+        [Path(p.path_a).parts[0] for p in pairs], [Path(p.path_b).parts[0] for p in pairs], pair_folds.tolist())
+    report.update(fold_source=fold_source, folds_share_people=bool(shared), pairs_with_missing=missing,
+                  **embedded.summary())
     if keep_scores:
         report.update(scores=scores, same=same, folds=pair_folds)
     return report
@@ -240,14 +246,20 @@ def trained_people_here(metadata: dict, names: Iterable[str]) -> tuple[list[str]
     return trained, sorted(here & set(split_names.get("test", [])))
 
 
-def _fold_source(labels, idx_a, idx_b, fold) -> str:
-    """``identity-disjoint`` when no person is in pairs of two folds, else ``shared-people``."""
-    fold_of: dict[int, int] = {}
-    for a, b, f in zip(labels[idx_a].tolist(), labels[idx_b].tolist(), fold.tolist()):
+def _folds_share_people(people_a, people_b, fold) -> bool:
+    """Whether some person is in pairs of two different folds."""
+    fold_of: dict = {}
+    for a, b, f in zip(list(people_a), list(people_b), list(fold)):
         for person in (a, b):
             if fold_of.setdefault(person, f) != f:
-                return "shared-people"
-    return "identity-disjoint"
+                return True
+    return False
+
+
+def _fold_source(labels, idx_a, idx_b, fold) -> str:
+    """``identity-disjoint`` when no person is in pairs of two folds, else ``shared-people``."""
+    shared = _folds_share_people(labels[idx_a].tolist(), labels[idx_b].tolist(), fold.tolist())
+    return "shared-people" if shared else "identity-disjoint"
 
 
 def evaluate_folder(pipeline, root, n_pairs: int = 3000, seed: int = 0, ks=(1, 5, 10),

@@ -290,6 +290,7 @@ def finetune(config: FinetuneConfig, images: LabelledImages | None = None, split
     faces, extractor = _face_set(config, images, split, encoder, faces, progress)
     timings = {"faces_s": time.perf_counter() - t0}
     held_out = _held_out(config, faces)
+    _check_trainable_data(config, held_out)
 
     encoder.metadata = {
         "finetune": config.to_dict(),
@@ -341,6 +342,16 @@ def _held_out(config: FinetuneConfig, faces: FaceSet) -> _HeldOut:
     return _HeldOut(train_idx, faces.labels[train_idx], val_idx, test_idx,
                     sample_pairs(faces.labels[val_idx], config.eval_pairs, seed=config.seed + 1),
                     sample_pairs(faces.labels[test_idx], config.eval_pairs, seed=config.seed + 2), copies_only)
+
+
+def _check_trainable_data(config: FinetuneConfig, held_out: _HeldOut) -> None:
+    """A loss that mines triplets in batches needs people with several training faces."""
+    if LOSSES[config.loss].inputs != "labels":
+        return
+    _, counts = np.unique(held_out.train_labels, return_counts=True)
+    if int(np.sum(counts >= 2)) < 2:
+        raise EmbedkitError(f"--loss {config.loss} needs at least two training people with two or more faces; "
+                            f"found {int(np.sum(counts >= 2))} (use --augment-copies, or --loss contrastive)")
 
 
 def _backbone_layer(network):
@@ -423,6 +434,8 @@ class _Sources:
                     if n > self.deepest:
                         features = map_features(feature_bridge(self.backbone, self.blocks, n, self.deepest),
                                                 features)
+                        deep_cut = split_backbone(self.backbone, self.blocks, self.deepest)
+                        _store_cached(_cache_path(config, crops, deep_cut.boundary), features)
                     return features
         cut = split_backbone(self.backbone, self.blocks, self.deepest)
         features = cache_features(cut.frozen, self.encoder.preprocessing, crops, progress=self.progress,

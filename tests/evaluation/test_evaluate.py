@@ -70,6 +70,7 @@ def test_evaluate_pairs_counts_missing_images_as_different(tiny_pipeline, att_di
     report = evaluate_pairs(tiny_pipeline, pairs, root, keep_scores=True)
     assert VERIFICATION_KEYS <= set(report)
     assert report["n_pairs"] == 8 and report["n_folds"] == 2 and report["fold_source"] == "given"
+    assert report["folds_share_people"] is True  # s2 is in a fold-1 and a fold-0 pair
     assert report["n_images"] == 12  # each s_i/3 is in two pairs, embedded once
     assert report["n_missing"] == 1 and report["n_errors"] == 1
     assert report["errors"][0]["path"].endswith("s1/2.pgm")
@@ -110,6 +111,7 @@ def test_evaluate_folder_retrieval_and_groups(tiny_pipeline, faces_dir, tmp_path
 def test_identity_folder_verification(tiny_pipeline, att_dir):
     result = evaluate_folder(tiny_pipeline, att_dir, n_pairs=400, seed=0)
     assert result["verification"]["n_pairs"] == 400
+    assert result["verification"]["fold_source"] == "identity-disjoint"  # 40 people fill 10 folds
     assert result["retrieval"]["n_queries"] == 400
     assert result["images"]["n_people"] == 40
 
@@ -124,3 +126,21 @@ def test_pretrained_facenet_on_lfw_fold_one(facenet_encoder, faces_dir):
     assert report["n_pairs"] == 30 and report["n_missing"] == 0
     assert report["accuracy"] >= 0.9
     assert report["auc"] >= 0.95
+
+
+def test_folder_folds_that_share_people_say_so_and_no_face_photos_count(tiny_pipeline, att_dir, tmp_path):
+    import cv2
+
+    root = tmp_path / "few"
+    for i in range(1, 5):  # 4 people cannot fill 10 identity-disjoint folds
+        shutil.copytree(att_dir / f"s{i}", root / f"s{i}")
+    cv2.imwrite(str(root / "s1" / "blank.png"), np.zeros((40, 40, 3), np.uint8))
+    extractor = FaceExtractor(tiny_pipeline.encoder.input_size, "yunet")
+    pipeline = FacePipeline(tiny_pipeline.encoder, extractor, workers=2)
+    result = evaluate_folder(pipeline, root, n_pairs=300, seed=0, keep_scores=True)
+    verification, images = result["verification"], result["images"]
+    assert verification["fold_source"] == "shared-people"
+    assert images["n_no_face"] >= 1 and images["n_items"] == 41
+    # Pairs with the blank photo are scored as 'different', not dropped.
+    assert verification["pairs_with_missing"] >= 1
+    assert np.sum(result["scores"] == MISSING_SCORE) == verification["pairs_with_missing"]

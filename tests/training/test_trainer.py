@@ -175,3 +175,9 @@ def test_frozen_features_are_cached_and_reused(att_folder, tmp_path):
     second = finetune(config)
     assert files[0].stat().st_mtime_ns == stamp  # read, not written again
     np.testing.assert_allclose(first.test_embeddings["after"], second.test_embeddings["after"], atol=1e-6)
+
+
+def test_triplet_needs_people_with_several_faces(att_folder, tmp_path):
+    config = _config(att_folder, tmp_path / "m", backbone="simple", loss="triplet", max_images_per_person=1)
+    with pytest.raises(EmbedkitError, match="two or more faces"):
+        finetune(config)
