@@ -375,7 +375,7 @@ class FaceIndex:
     def _index_for(self, generation: int):
         if self._cached and self._cached[0] == generation:
             return self._cached[1]
-        index = vec.load_index(self.folder, generation, self.search_params)
+        index = vec.load_index(self.folder, generation, self.search_params, mapped=True)
         if index is None:
             logger.info("%s: no vector file for generation %d (update under way?); searching the committed "
                         "faces exactly", self.folder, generation)

@@ -19,10 +19,25 @@ DEFAULT_FACTORY = "IDMap,Flat"
 VECTOR_FILE = re.compile(r"^vectors-(\d+)\.faiss$")
 
 
-def normalise_factory(factory: str) -> str:
-    """Factory strings always get an ``IDMap`` so vectors keep their face ids."""
+def normalise_factory(factory: str, dim: int) -> str:
+    """Factory strings get an ``IDMap`` so vectors keep their face ids, unless
+    the index keeps ids itself (IVF: the ids live in its inverted lists, which
+    can then stay on disk, see :func:`load_index`)."""
     factory = factory.strip()
-    return factory if factory.startswith("IDMap") else f"IDMap2,{factory}"
+    return factory if factory.startswith("IDMap") or _keeps_ids(factory, dim) else f"IDMap2,{factory}"
+
+
+def _keeps_ids(factory: str, dim: int) -> bool:
+    """True for an IVF index, possibly behind a transform (``OPQ16,IVF4096,PQ16``), that stores ids."""
+    import faiss
+
+    try:
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError:
+        return False
+    top = faiss.downcast_index(index)
+    inner = faiss.downcast_index(top.index) if isinstance(top, faiss.IndexPreTransform) else top
+    return isinstance(inner, faiss.IndexIVF)
 
 
 def build_index(factory: str, dim: int, ids: np.ndarray, vectors: np.ndarray, search_params: str = ""):
@@ -30,7 +45,7 @@ def build_index(factory: str, dim: int, ids: np.ndarray, vectors: np.ndarray, se
     import faiss
 
     try:
-        index = faiss.index_factory(dim, normalise_factory(factory), faiss.METRIC_INNER_PRODUCT)
+        index = faiss.index_factory(dim, normalise_factory(factory, dim), faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
         raise EmbedkitError(f"invalid FAISS factory string {factory!r}: {str(exc).splitlines()[-1]}") from None
     if not index.is_trained:
@@ -87,10 +102,15 @@ def search(index, queries: np.ndarray, k: int):
 
 
 def index_ids(index) -> np.ndarray:
-    """The ids stored in an IDMap index."""
+    """The ids stored in an IDMap or IVF index."""
     import faiss
 
-    return faiss.vector_to_array(index.id_map).astype(np.int64)
+    if hasattr(index, "id_map"):
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
+    invlists = faiss.extract_index_ivf(index).invlists
+    parts = [faiss.rev_swig_ptr(invlists.get_ids(n), invlists.list_size(n)).copy()
+             for n in range(invlists.nlist) if invlists.list_size(n)]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
 def vector_path(folder: Path, generation: int) -> Path:
@@ -129,15 +149,21 @@ def _umask() -> int:
     return mask
 
 
-def load_index(folder: Path, generation: int, search_params: str = ""):
-    """The saved index for ``generation``, or None if there is none (or it is unreadable)."""
+def load_index(folder: Path, generation: int, search_params: str = "", mapped: bool = False):
+    """The saved index for ``generation``, or None if there is none (or it is unreadable).
+
+    ``mapped``: for searching only. An IVF index's inverted lists (its codes and
+    ids, nearly all of its size) are then memory-mapped from the file rather than
+    read, so a 10M-face index opens at once and pages in only the lists a query
+    probes. Such an index must never be added to (FAISS aborts the process).
+    """
     import faiss
 
     path = vector_path(folder, generation)
     if not path.is_file():
         return None
     try:
-        index = faiss.read_index(str(path))
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mapped else 0)
     except RuntimeError as exc:
         logger.warning("%s is unreadable (%s); rebuilding from the metadata store", path, exc)
         return None
