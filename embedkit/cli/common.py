@@ -41,8 +41,6 @@ def encoder_options(func):
     return wrapper
 
 
-RANDOM_WEIGHTS_SEED = 0
-
 PIPELINE_DEFAULTS = {"backbone": None, "model_dir": None, "weights": "pretrained", "detector": "yunet",
                      "no_detect": False, "center_crop": 1.0, "flip": False}
 
@@ -70,20 +68,10 @@ def pipeline_source(options: dict, stored: dict | None = None) -> dict:
 def make_pipeline(options: dict, stored: dict | None = None, batch_size: int = 64):
     """Encoder and face pipeline from the shared options (see :func:`pipeline_source`)."""
     import_tensorflow_quietly()
-    from embedkit.encoder import load_encoder
-    from embedkit.faces import FaceExtractor
-    from embedkit.pipeline import FacePipeline
+    from embedkit.pipeline import pipeline_from_source
 
     source = pipeline_source(options, stored)
-    if source["weights"] == "random" and not source["model_dir"]:
-        # Seeded, so the same random model (and model id) comes back on every run.
-        import keras
-
-        keras.utils.set_random_seed(RANDOM_WEIGHTS_SEED)
-    encoder = load_encoder(source["model_dir"], source["backbone"], source["weights"] or "pretrained")
-    detector = None if source["no_detect"] else source["detector"]
-    extractor = FaceExtractor(encoder.input_size, detector, source["center_crop"])
-    return FacePipeline(encoder, extractor, batch_size=batch_size, flip=bool(source["flip"])), source
+    return pipeline_from_source(source, batch_size), source
 
 
 def emit(as_json: bool, data, text: str | None = None) -> None:

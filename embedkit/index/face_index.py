@@ -26,10 +26,9 @@ import numpy as np
 
 from embedkit.errors import EmbedkitError, IndexMismatchError, IndexStoreError
 from embedkit.index import vectors as vec
-from embedkit.hashing import sha256_of
 from embedkit.index.scan import ScanProblem, label_for, walk_images
 from embedkit.index.store import MetadataStore
-from embedkit.pipeline import FacePipeline
+from embedkit.pipeline import Embedder, FacePipeline
 
 logger = logging.getLogger(__name__)
 
@@ -182,13 +181,19 @@ class FaceIndex:
     def update(self, root, pipeline: FacePipeline, labels: bool = False, factory: str | None = None,
                search_params: str | None = None, commit_every: int = 64,
                progress: Callable[[str], None] | None = None, on_start: Callable[[int], None] | None = None,
-               lock_timeout: float | None = None, source: dict | None = None) -> IndexReport:
+               lock_timeout: float | None = None, source: dict | None = None,
+               embedder: Embedder | None = None) -> IndexReport:
         """Bring the index in line with the images under ``root``.
 
         New and changed files are embedded, unchanged ones skipped, moved or
         duplicated ones (same content hash) reuse their faces, and files gone
         from ``root`` lose theirs. Work is committed every ``commit_every``
         files, so an interrupted run resumes where it stopped.
+
+        ``embedder`` hashes and embeds the files (default: ``pipeline``, in this
+        process); e.g. a :class:`embedkit.distributed.RayEmbedder` fans the work
+        out over a cluster while this process stays the one writer. It must
+        embed as ``pipeline`` does: ``pipeline`` decides the index's settings.
         """
         root = Path(root)
         if not root.is_dir():
@@ -197,7 +202,7 @@ class FaceIndex:
         lock = self._acquire_writer_lock(lock_timeout)
         try:
             return self._update_locked(root, pipeline, labels, factory, search_params, commit_every, progress,
-                                       on_start, source)
+                                       on_start, source, embedder or pipeline)
         finally:
             lock.release()
 
@@ -222,7 +227,7 @@ class FaceIndex:
         return settings
 
     def _update_locked(self, root, pipeline, labels, factory, search_params, commit_every, progress, on_start,
-                       source):
+                       source, embedder):
         started = time.time()
         self.check_compatible(pipeline)
         report = IndexReport(folder=str(root), index=str(self.folder))
@@ -238,22 +243,25 @@ class FaceIndex:
         known = store.files_under(str(root))
         problems: list[ScanProblem] = []
         seen: set[str] = set()
-        reused, to_embed = [], []
+        reused, to_embed, changed = [], [], []
         for path in walk_images(root, problems):
             key = str(path)
             seen.add(key)
             report.files_seen += 1
             try:
                 st = path.stat()
-                if key in known and known[key][1:] == (st.st_size, st.st_mtime_ns):
-                    report.unchanged += 1
-                    continue
-                sha = sha256_of(path)
             except OSError as exc:
                 problems.append(ScanProblem(key, f"cannot be read ({exc.strerror or exc})"))
                 continue
-            label = label_for(path, root) if labels else None
-            item = (key, sha, st.st_size, st.st_mtime_ns, label)
+            if key in known and known[key][1:] == (st.st_size, st.st_mtime_ns):
+                report.unchanged += 1
+                continue
+            changed.append((key, st.st_size, st.st_mtime_ns, label_for(path, root) if labels else None))
+        for (key, size, mtime, label), (sha, reason) in zip(changed, embedder.hash_files(c[0] for c in changed)):
+            if reason:
+                problems.append(ScanProblem(key, reason))
+                continue
+            item = (key, sha, size, mtime, label)
             (reused if store.has_content(sha) else to_embed).append(item)
         removed_paths = [p for p in known if p not in seen]
 
@@ -315,7 +323,7 @@ class FaceIndex:
 
         try:
             last_commit = time.time()
-            for result in pipeline.embed_files(item[0] for item in to_embed):
+            for result in embedder.embed_files(item[0] for item in to_embed):
                 if result.error:
                     problems.append(ScanProblem(result.path, result.error))
                 else:
