@@ -27,6 +27,25 @@ def _stored_source(index_dir) -> dict:
         return {}
 
 
+LOCAL_RAY = "local"
+
+
+def _embedder(ray_address, workers, source, pipeline):
+    """A Ray embedder (started) for --ray, else a context holding None (embed in this process)."""
+    from contextlib import nullcontext
+
+    if ray_address is None:
+        return nullcontext()
+    from embedkit.distributed import RayEmbedder
+
+    embedder = RayEmbedder(source, pipeline.batch_size, None if ray_address == LOCAL_RAY else ray_address, workers)
+    try:
+        return embedder.start(pipeline)
+    except BaseException:
+        embedder.close()
+        raise
+
+
 @click.command("index")
 @click.argument("folder", required=False, type=click.Path(file_okay=True))
 @index_option
@@ -35,11 +54,16 @@ def _stored_source(index_dir) -> dict:
 @click.option("--factory", default=None, help="FAISS index factory string (default IDMap,Flat: exact search).")
 @click.option("--search-params", default=None, help="FAISS search parameters, e.g. 'nprobe=16' or 'efSearch=128'.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 1024))
+@click.option("--ray", "ray_address", is_flag=False, flag_value=LOCAL_RAY, default=None, metavar="[ADDRESS]",
+              help="Embed on a Ray cluster (ADDRESS: auto, HOST:6379 or ray://HOST:10001; none: a local Ray "
+                   "runtime). Workers need the photos and model at the same paths. Needs embedkit[ray].")
+@click.option("--ray-workers", default=None, type=click.IntRange(1), help="With --ray: Ray actors (default: one per CPU).")
 @click.option("--verify", is_flag=True, help="Check that vectors and metadata agree (no FOLDER needed).")
 @click.option("--repair", is_flag=True, help="With --verify: fix what can be fixed.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @report_errors
-def command(folder, index_dir, labels, factory, search_params, batch_size, verify, repair, as_json, **options):
+def command(folder, index_dir, labels, factory, search_params, batch_size, ray_address, ray_workers, verify, repair,
+            as_json, **options):
     """Detect and embed every face in FOLDER's images into a searchable index.
 
     Re-running embeds only new or changed files and drops deleted ones.
@@ -66,7 +90,8 @@ def command(folder, index_dir, labels, factory, search_params, batch_size, verif
     # The model is loaded before the index is touched: a bad --backbone or
     # --model must leave no new or changed index behind.
     pipeline, source = make_pipeline(options, _stored_source(index_dir), batch_size)
-    with open_index(index_dir, create=True) as index:
+    with _embedder(ray_address, ray_workers, source, pipeline) as embedder, \
+            open_index(index_dir, create=True) as index:
         bar = None
 
         def on_start(total):
@@ -79,7 +104,7 @@ def command(folder, index_dir, labels, factory, search_params, batch_size, verif
 
         try:
             report = index.update(folder, pipeline, labels=labels, factory=factory, search_params=search_params,
-                                  progress=progress, on_start=on_start, source=source)
+                                  progress=progress, on_start=on_start, source=source, embedder=embedder)
         finally:
             if bar is not None:
                 bar.close()
