@@ -191,7 +191,7 @@ def query(args) -> dict:
     out = {"open_ms": round(open_ms, 1), "rss_before_open_mb": round(rss_start, 1),
            "rss_after_open_mb": round(rss_open, 1), "rows": []}
     for nprobe in args.nprobe:
-        vec.apply_search_params(index._index_for(index.store.generation), f"nprobe={nprobe}")
+        vec.apply_search_params(index._index_for(index.store.generation)[0], f"nprobe={nprobe}")
         found = np.empty((len(xq), K), np.int64)
         lat = np.empty(len(xq))
         for n, q in enumerate(xq):

@@ -33,6 +33,10 @@ from embedkit.pipeline import Embedder, FacePipeline
 logger = logging.getLogger(__name__)
 
 STORE_FILE = "metadata.sqlite"
+# Below this many faces, a search that finds no current FAISS file searches the store's vectors exactly.
+EXACT_FALLBACK_FACES = 200_000
+# Indexes with compressed codes return this many times k candidates, rescored exactly from the store.
+RESCORE_FACTOR = 4
 LOCK_FILE = "writer.lock"
 
 
@@ -68,7 +72,7 @@ class FaceIndex:
     def __init__(self, folder: Path, store: MetadataStore):
         self.folder = Path(folder)
         self.store = store
-        self._cached = None  # (generation, faiss index)
+        self._cached = None  # (generation, faiss index, whether that index is of an earlier generation)
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -377,20 +381,34 @@ class FaceIndex:
             ids, vectors = self.store.all_vectors(dim)
             index = vec.build_index(self.factory, dim, ids, vectors, self.search_params)
         vec.save_index(index, self.folder, generation)
-        self._cached = (generation, index)
+        self._cached = (generation, index, False)
 
     # -- searching -------------------------------------------------------------------------
     def _index_for(self, generation: int):
-        if self._cached and self._cached[0] == generation:
-            return self._cached[1]
-        index = vec.load_index(self.folder, generation, self.search_params, mapped=True)
-        if index is None:
+        """``(faiss index, stale)`` to search: stale if it is the file of an earlier generation."""
+        if not (self._cached and self._cached[0] == generation):
+            index = vec.load_index(self.folder, generation, self.search_params, mapped=True)
+            stale = index is None
+            if stale:
+                index, stale = self._fallback_index(generation)
+            self._cached = (generation, index, stale)
+        return self._cached[1:]
+
+    def _fallback_index(self, generation: int):
+        """What to search when the FAISS file of ``generation`` is missing (an update is under way, or was killed)."""
+        if self.store.max_face_id() <= EXACT_FALLBACK_FACES:
             logger.info("%s: no vector file for generation %d (update under way?); searching the committed "
                         "faces exactly", self.folder, generation)
             ids, vectors = self.store.all_vectors(self.dim)
-            index = vec.exact_index(self.dim, ids, vectors)
-        self._cached = (generation, index)
-        return index
+            return vec.exact_index(self.dim, ids, vectors), False
+        # Too many faces to read from SQLite: the last FAISS file written. Matches are
+        # rescored from the store, so faces deleted since drop out and scores are exact.
+        index = vec.latest_index(self.folder, generation, self.search_params)
+        if index is None:
+            raise IndexStoreError(f"{self.folder}: no FAISS file; run `embedkit index --verify --repair`")
+        logger.warning("%s: searching the FAISS file of an earlier update (one is under way or was interrupted): "
+                       "faces added since are not found until it finishes", self.folder)
+        return index, True
 
     def search(self, embeddings: np.ndarray, k: int = 5) -> list[list[dict]]:
         """For each query embedding, the ``k`` nearest stored faces, best first.
@@ -406,10 +424,14 @@ class FaceIndex:
             raise IndexMismatchError(f"{self.folder}: query embeddings are {embeddings.shape[1]}-d, index is {self.dim}-d")
         self.store.begin_read()
         try:
-            index = self._index_for(self.store.generation)
+            generation = self.store.generation
+            index, stale = self._index_for(generation)
             if index.ntotal == 0:
                 return [[] for _ in embeddings]
-            scores, ids = vec.search(index, embeddings, min(k, index.ntotal))
+            rescore = stale or vec.lossy(self.factory)
+            scores, ids = vec.search(index, embeddings, min(k * RESCORE_FACTOR if rescore else k, index.ntotal))
+            if rescore:
+                scores, ids = self._rescore(embeddings, ids, k)
             described = self.store.describe_faces(np.unique(ids))
         finally:
             self.store.rollback()
@@ -422,6 +444,25 @@ class FaceIndex:
                 matches.append({"score": round(float(score), 4), **described[fid]})
             results.append(matches)
         return results
+
+    def _rescore(self, embeddings: np.ndarray, ids: np.ndarray, k: int):
+        """Exact scores of the candidates ``ids`` from the store's vectors, best ``k`` first.
+
+        FAISS's compressed codes (PQ, SQ) rank approximately; the store has the
+        exact vectors, read here for a few candidates per query only.
+        """
+        stored = self.store.vectors_by_id(np.unique(ids[ids >= 0]))
+        scores = np.full((len(ids), k), -np.inf, np.float32)
+        best = np.full((len(ids), k), -1, np.int64)
+        for row, (query, candidates) in enumerate(zip(embeddings, ids)):
+            found = [int(i) for i in dict.fromkeys(candidates.tolist()) if i in stored]
+            if not found:
+                continue
+            exact = np.stack([stored[i] for i in found]) @ query
+            order = np.argsort(-exact, kind="stable")[:k]
+            scores[row, :len(order)] = exact[order]
+            best[row, :len(order)] = np.asarray(found)[order]
+        return scores, best
 
     # -- checking --------------------------------------------------------------------------
     def verify(self, repair: bool = False) -> dict:

@@ -40,6 +40,11 @@ def _keeps_ids(factory: str, dim: int) -> bool:
     return isinstance(inner, faiss.IndexIVF)
 
 
+def lossy(factory: str) -> bool:
+    """True if the index keeps compressed codes (PQ, SQ, ...) rather than the vectors: its scores are approximate."""
+    return re.search(r"(^|,|_)(PQ|SQ|RQ|LSQ|PRQ|PLSQ|LSH)", factory) is not None
+
+
 def build_index(factory: str, dim: int, ids: np.ndarray, vectors: np.ndarray, search_params: str = ""):
     """A FAISS index of ``vectors`` under ``ids`` (training it first if the factory needs it)."""
     import faiss
@@ -169,3 +174,14 @@ def load_index(folder: Path, generation: int, search_params: str = "", mapped: b
         return None
     apply_search_params(index, search_params)
     return index
+
+
+def latest_index(folder: Path, before: int, search_params: str = ""):
+    """The newest readable saved index of a generation before ``before`` (memory-mapped), or None."""
+    generations = sorted((int(m.group(1)) for m in map(VECTOR_FILE.match, os.listdir(folder)) if m), reverse=True)
+    for generation in generations:
+        if generation < before:
+            index = load_index(folder, generation, search_params, mapped=True)
+            if index is not None:
+                return index
+    return None

@@ -3,6 +3,7 @@ Ray and TensorFlow start-up cost seconds each."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,8 @@ WORKERS = 2
 def ray_runtime():
     """A local Ray runtime. One CPU more than the session's actors, so that a second
     driver (the kill -9 test's) can run one actor of its own beside them."""
+    # Ray kills workers when the node's memory is 95% used, whoever uses it: not in tests on shared machines.
+    os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
     ray.init(num_cpus=WORKERS + 1, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3"}})
     yield ray.get_runtime_context().gcs_address
