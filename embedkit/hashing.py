@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Iterator
 
 
 def sha256_of(path: str | Path) -> str:
@@ -13,3 +14,12 @@ def sha256_of(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def hash_files(paths) -> Iterator[tuple[str | None, str | None]]:
+    """``(sha256, None)`` for each path in order, or ``(None, reason)`` if it cannot be read."""
+    for path in paths:
+        try:
+            yield sha256_of(path), None
+        except OSError as exc:
+            yield None, f"cannot be read ({exc.strerror or exc})"

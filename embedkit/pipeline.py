@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Protocol
 
 import numpy as np
 
 from embedkit.encoder import Encoder
 from embedkit.faces import Face, FaceExtractor
 from embedkit.faces.extract import default_workers
+from embedkit.hashing import hash_files
 
 
 @dataclass
@@ -26,6 +27,18 @@ class FileFaces:
     faces: list[Face] = field(default_factory=list)
     embeddings: np.ndarray | None = None
     error: str | None = None
+
+
+class Embedder(Protocol):
+    """Where an index update gets content hashes and embeddings from (a :class:`FacePipeline`, or
+    one that fans the work out, such as :class:`embedkit.distributed.RayEmbedder`).
+
+    Both methods yield one result per path, in the order given.
+    """
+
+    def hash_files(self, paths: Iterable) -> Iterator[tuple[str | None, str | None]]: ...
+
+    def embed_files(self, paths: Iterable) -> Iterator[FileFaces]: ...
 
 
 class FacePipeline:
@@ -86,9 +99,39 @@ class FacePipeline:
             start += count
             yield result
 
+    @staticmethod
+    def hash_files(paths: Iterable) -> Iterator[tuple[str | None, str | None]]:
+        """Content hashes, in order (see :func:`embedkit.hashing.hash_files`)."""
+        return hash_files(paths)
+
     def embed_file(self, path) -> FileFaces:
         """All faces of one file (errors reported in ``.error``)."""
         return next(iter(self.embed_files([path])))
+
+
+RANDOM_WEIGHTS_SEED = 0
+
+
+def pipeline_from_source(source: dict, batch_size: int = 64, workers: int | None = None, job: str = "single",
+                         backend: str = "auto") -> FacePipeline:
+    """The pipeline an index's ``source`` settings describe (as stored with it, and as given to Ray workers).
+
+    ``source`` has the keys ``model_dir``, ``backbone``, ``weights``, ``detector``,
+    ``no_detect``, ``center_crop`` and ``flip``; ``job`` and ``backend`` choose
+    the inference back-end (see :mod:`embedkit.runtime`).
+    """
+    from embedkit.runtime import load_encoder
+
+    if source["weights"] == "random" and not source["model_dir"]:
+        # Seeded, so the same random model (and model id) comes back on every run.
+        import keras
+
+        keras.utils.set_random_seed(RANDOM_WEIGHTS_SEED)
+    encoder = load_encoder(source["model_dir"], source["backbone"], source["weights"] or "pretrained", job=job,
+                           backend=backend)
+    detector = None if source["no_detect"] else source["detector"]
+    extractor = FaceExtractor.for_encoder(encoder, detector, source["center_crop"])
+    return FacePipeline(encoder, extractor, batch_size=batch_size, workers=workers, flip=bool(source["flip"]))
 
 
 def _ordered_map(pool: ThreadPoolExecutor, fn, items: Iterable, window: int):

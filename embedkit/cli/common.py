@@ -164,8 +164,6 @@ def encoder_options(func):
     return wrapper
 
 
-RANDOM_WEIGHTS_SEED = 0
-
 PIPELINE_DEFAULTS = {"backbone": None, "model_dir": None, "weights": "pretrained", "detector": "yunet",
                      "no_detect": False, "center_crop": 1.0, "flip": False}
 
@@ -196,22 +194,12 @@ def make_pipeline(options: dict, stored: dict | None = None, batch_size: int = 6
     ``job`` (``single`` or ``bulk``) lets :mod:`embedkit.runtime` pick the
     back-end; ``--runtime`` forces one.
     """
-    from embedkit.faces import FaceExtractor
-    from embedkit.pipeline import FacePipeline
-    from embedkit.runtime import load_encoder
+    from embedkit.pipeline import pipeline_from_source
 
     source = pipeline_source(options, stored)
     if source["weights"] == "random" and not source["model_dir"]:
-        # Seeded, so the same random model (and model id) comes back on every run.
-        import_tensorflow_quietly()
-        import keras
-
-        keras.utils.set_random_seed(RANDOM_WEIGHTS_SEED)
-    encoder = load_encoder(source["model_dir"], source["backbone"], source["weights"] or "pretrained", job=job,
-                           backend=options.get("runtime") or "auto")
-    detector = None if source["no_detect"] else source["detector"]
-    extractor = FaceExtractor.for_encoder(encoder, detector, source["center_crop"])
-    return FacePipeline(encoder, extractor, batch_size=batch_size, flip=bool(source["flip"])), source
+        import_tensorflow_quietly()  # the random model is seeded with Keras
+    return pipeline_from_source(source, batch_size, job=job, backend=options.get("runtime") or "auto"), source
 
 
 def html_option(func):

@@ -62,6 +62,25 @@ def _stored_source(index_dir) -> dict:
         return index.source
 
 
+LOCAL_RAY = "local"
+
+
+def _embedder(ray_address, workers, source, pipeline):
+    """A Ray embedder (started) for --ray, else a context holding None (embed in this process)."""
+    from contextlib import nullcontext
+
+    if ray_address is None:
+        return nullcontext()
+    from embedkit.distributed import RayEmbedder
+
+    embedder = RayEmbedder(source, pipeline.batch_size, None if ray_address == LOCAL_RAY else ray_address, workers)
+    try:
+        return embedder.start(pipeline)
+    except BaseException:
+        embedder.close()
+        raise
+
+
 @click.command("index")
 @click.argument("folder", required=False, type=click.Path(file_okay=True))
 @index_option
@@ -75,12 +94,16 @@ def _stored_source(index_dir) -> dict:
 @click.option("--factory", default=None, help="FAISS index factory string (default IDMap,Flat: exact search).")
 @click.option("--search-params", default=None, help="FAISS search parameters, e.g. 'nprobe=16' or 'efSearch=128'.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 1024))
+@click.option("--ray", "ray_address", is_flag=False, flag_value=LOCAL_RAY, default=None, metavar="[ADDRESS]",
+              help="Embed on a Ray cluster (ADDRESS: auto, HOST:6379 or ray://HOST:10001; none: a local Ray "
+                   "runtime). Workers need the photos and model at the same paths. Needs embedkit[ray].")
+@click.option("--ray-workers", default=None, type=click.IntRange(1), help="With --ray: Ray actors (default: one per CPU).")
 @click.option("--verify", is_flag=True, help="Check that vectors and metadata agree (no FOLDER needed).")
 @click.option("--repair", is_flag=True, help="With --verify: fix what can be fixed.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @report_errors
-def command(folder, index_dir, labels, min_face_size, min_face_score, factory, search_params, batch_size, verify,
-            repair, as_json, **options):
+def command(folder, index_dir, labels, min_face_size, min_face_score, factory, search_params, batch_size, ray_address,
+            ray_workers, verify, repair, as_json, **options):
     """Detect and embed every face in FOLDER's images into a searchable index.
 
     Re-running embeds only new or changed files and drops deleted ones.
@@ -108,7 +131,8 @@ def command(folder, index_dir, labels, min_face_size, min_face_score, factory, s
     # --model must leave no new or changed index behind.
     pipeline, source = make_pipeline(options, _stored_source(index_dir), batch_size, job="bulk")
     check_new_index_settings(index_dir, factory, search_params, pipeline.encoder.embedding_dim)
-    with open_index(index_dir, create=True) as index:
+    with _embedder(ray_address, ray_workers, source, pipeline) as embedder, \
+            open_index(index_dir, create=True) as index:
         if min_face_size is not None or min_face_score is not None:
             from embedkit.people.quality import set_quality
 
@@ -136,7 +160,7 @@ def command(folder, index_dir, labels, min_face_size, min_face_score, factory, s
 
         try:
             report = index.update(folder, pipeline, labels=labels, factory=factory, search_params=search_params,
-                                  progress=progress, on_start=on_start, source=source)
+                                  progress=progress, on_start=on_start, source=source, embedder=embedder)
         finally:
             if bar is not None:
                 bar.close()

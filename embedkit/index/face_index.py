@@ -28,14 +28,17 @@ import numpy as np
 
 from embedkit.errors import EmbedkitError, IndexMismatchError, IndexStoreError
 from embedkit.index import vectors as vec
-from embedkit.hashing import sha256_of
 from embedkit.index.scan import ScanProblem, label_for, walk_images
 from embedkit.index.store import MetadataStore
-from embedkit.pipeline import FacePipeline
+from embedkit.pipeline import Embedder, FacePipeline
 
 logger = logging.getLogger(__name__)
 
 STORE_FILE = "metadata.sqlite"
+# Below this many faces, a search that finds no current FAISS file searches the store's vectors exactly.
+EXACT_FALLBACK_FACES = 200_000
+# Indexes with compressed codes return this many times k candidates, rescored exactly from the store.
+RESCORE_FACTOR = 4
 LOCK_FILE = "writer.lock"
 
 
@@ -71,7 +74,7 @@ class FaceIndex:
     def __init__(self, folder: Path, store: MetadataStore):
         self.folder = Path(folder)
         self.store = store
-        self._cached = None  # (generation, faiss index)
+        self._cached = None  # (generation, faiss index, whether that index is of an earlier generation)
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -187,13 +190,19 @@ class FaceIndex:
     def update(self, root, pipeline: FacePipeline, labels: bool = False, factory: str | None = None,
                search_params: str | None = None, commit_every: int = 64,
                progress: Callable[[str], None] | None = None, on_start: Callable[[int], None] | None = None,
-               lock_timeout: float | None = None, source: dict | None = None) -> IndexReport:
+               lock_timeout: float | None = None, source: dict | None = None,
+               embedder: Embedder | None = None) -> IndexReport:
         """Bring the index in line with the images under ``root``.
 
         New and changed files are embedded, unchanged ones skipped, moved or
         duplicated ones (same content hash) reuse their faces, and files gone
         from ``root`` lose theirs. Work is committed every ``commit_every``
         files, so an interrupted run resumes where it stopped.
+
+        ``embedder`` hashes and embeds the files (default: ``pipeline``, in this
+        process); e.g. a :class:`embedkit.distributed.RayEmbedder` fans the work
+        out over a cluster while this process stays the one writer. It must
+        embed as ``pipeline`` does: ``pipeline`` decides the index's settings.
         """
         root = Path(root)
         if not root.is_dir():
@@ -202,7 +211,7 @@ class FaceIndex:
         lock = self._acquire_writer_lock(lock_timeout)
         try:
             return self._update_locked(root, pipeline, labels, factory, search_params, commit_every, progress,
-                                       on_start, source)
+                                       on_start, source, embedder or pipeline)
         except (sqlite3.DatabaseError, OSError) as exc:
             raise self._write_failed(exc) from None
         finally:
@@ -246,7 +255,7 @@ class FaceIndex:
             raise EmbedkitError(f"{self.folder}: {exc}{hint}") from None
 
     def _update_locked(self, root, pipeline, labels, factory, search_params, commit_every, progress, on_start,
-                       source):
+                       source, embedder):
         started = time.time()
         self.check_compatible(pipeline)
         report = IndexReport(folder=str(root), index=str(self.folder))
@@ -260,22 +269,25 @@ class FaceIndex:
         known = store.files_under(str(root))
         problems: list[ScanProblem] = []
         seen: set[str] = set()
-        reused, to_embed = [], []
+        reused, to_embed, changed = [], [], []
         for path in walk_images(root, problems):
             key = str(path)
             seen.add(key)
             report.files_seen += 1
             try:
                 st = path.stat()
-                if key in known and known[key][1:] == (st.st_size, st.st_mtime_ns):
-                    report.unchanged += 1
-                    continue
-                sha = sha256_of(path)
             except OSError as exc:
                 problems.append(ScanProblem(key, f"cannot be read ({exc.strerror or exc})"))
                 continue
-            label = label_for(path, root) if labels else None
-            item = (key, sha, st.st_size, st.st_mtime_ns, label)
+            if key in known and known[key][1:] == (st.st_size, st.st_mtime_ns):
+                report.unchanged += 1
+                continue
+            changed.append((key, st.st_size, st.st_mtime_ns, label_for(path, root) if labels else None))
+        for (key, size, mtime, label), (sha, reason) in zip(changed, embedder.hash_files(c[0] for c in changed)):
+            if reason:
+                problems.append(ScanProblem(key, reason))
+                continue
+            item = (key, sha, size, mtime, label)
             (reused if store.has_content(sha) else to_embed).append(item)
         removed_paths = [p for p in known if p not in seen]
 
@@ -339,7 +351,7 @@ class FaceIndex:
 
         try:
             last_commit = time.time()
-            for result in pipeline.embed_files(item[0] for item in to_embed):
+            for result in embedder.embed_files(item[0] for item in to_embed):
                 if result.error:
                     problems.append(ScanProblem(result.path, result.error))
                 else:
@@ -414,11 +426,15 @@ class FaceIndex:
         exact = False
         if index is None:
             index, exact = self._build_from_store(dim)
-        data, record = vec.serialize(index, generation)
+        staged, record = vec.stage_file(index, self.folder, generation)
         record["exact_until_trained"] = exact
-        self.store.record_vectors(record)  # first: a file on disk always has its record
-        vec.write_file(data, self.folder, generation)
-        self._cached = (generation, index)
+        try:
+            self.store.record_vectors(record)  # first: a file on disk always has its record
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        vec.publish_file(staged, self.folder, generation)
+        self._cached = (generation, index, False)
 
     def _build_from_store(self, dim: int):
         """``(index, exact)``: the factory's index of every stored vector, or an
@@ -432,21 +448,35 @@ class FaceIndex:
 
     # -- searching -------------------------------------------------------------------------
     def _index_for(self, generation: int):
-        if self._cached and self._cached[0] == generation:
-            return self._cached[1]
-        index, problem = vec.read_checked(self.folder, generation, self.store.vectors_record(), self.dim,
-                                          self.search_params)
-        if index is None:
-            if problem:
-                logger.warning("%s: %s; searching the stored vectors exactly (run `embedkit index --verify "
-                               "--repair` to rebuild it)", self.folder, problem)
-            else:
-                logger.info("%s: no vector file for generation %d (update under way?); searching the committed "
-                            "faces exactly", self.folder, generation)
+        """``(faiss index, stale)`` to search: stale if it is the file of an earlier generation."""
+        if not (self._cached and self._cached[0] == generation):
+            index, problem = vec.read_checked(self.folder, generation, self.store.vectors_record(), self.dim,
+                                              self.search_params, mapped=True)
+            stale = False
+            if index is None:
+                if problem:
+                    logger.warning("%s: %s; searching around it (run `embedkit index --verify --repair` to "
+                                   "rebuild it)", self.folder, problem)
+                index, stale = self._fallback_index(generation)
+            self._cached = (generation, index, stale)
+        return self._cached[1:]
+
+    def _fallback_index(self, generation: int):
+        """What to search when the FAISS file of ``generation`` is missing or damaged (an update is under way,
+        one was killed, or the file is not the one written for this generation)."""
+        if self.store.max_face_id() <= EXACT_FALLBACK_FACES:
+            logger.info("%s: no usable vector file for generation %d; searching the committed faces exactly",
+                        self.folder, generation)
             ids, vectors = self.store.all_vectors(self.dim)
-            index = vec.exact_index(self.dim, ids, vectors)
-        self._cached = (generation, index)
-        return index
+            return vec.exact_index(self.dim, ids, vectors), False
+        # Too many faces to read from SQLite: the last FAISS file written. Matches are
+        # rescored from the store, so faces deleted since drop out and scores are exact.
+        index = vec.latest_index(self.folder, generation, self.search_params)
+        if index is None:
+            raise IndexStoreError(f"{self.folder}: no FAISS file; run `embedkit index --verify --repair`")
+        logger.warning("%s: searching the FAISS file of an earlier update (one is under way or was interrupted): "
+                       "faces added since are not found until it finishes", self.folder)
+        return index, True
 
     def search(self, embeddings: np.ndarray, k: int = 5) -> list[list[dict]]:
         """For each query embedding, the ``k`` nearest stored faces, best first.
@@ -462,14 +492,18 @@ class FaceIndex:
             raise IndexMismatchError(f"{self.folder}: query embeddings are {embeddings.shape[1]}-d, index is {self.dim}-d")
         self.store.begin_read()
         try:
-            index = self._index_for(self.store.generation)
+            generation = self.store.generation
+            index, stale = self._index_for(generation)
             if index.ntotal == 0:
                 return [[] for _ in embeddings]
+            rescore = stale or vec.lossy(self.factory)
             try:
-                scores, ids = vec.search(index, embeddings, min(k, index.ntotal))
+                scores, ids = vec.search(index, embeddings, min(k * RESCORE_FACTOR if rescore else k, index.ntotal))
             except RuntimeError as exc:  # settings FAISS took but cannot search with
                 raise EmbedkitError(f"{self.folder}: search failed ({vec.faiss_reason(exc)}); check the index's "
                                     f"--search-params") from None
+            if rescore:
+                scores, ids = self._rescore(embeddings, ids, k)
             described = self.store.describe_faces(np.unique(ids))
         finally:
             self.store.rollback()
@@ -482,6 +516,25 @@ class FaceIndex:
                 matches.append({"score": round(float(score), 4), **described[fid]})
             results.append(matches)
         return results
+
+    def _rescore(self, embeddings: np.ndarray, ids: np.ndarray, k: int):
+        """Exact scores of the candidates ``ids`` from the store's vectors, best ``k`` first.
+
+        FAISS's compressed codes (PQ, SQ) rank approximately; the store has the
+        exact vectors, read here for a few candidates per query only.
+        """
+        stored = self.store.vectors_by_id(np.unique(ids[ids >= 0]))
+        scores = np.full((len(ids), k), -np.inf, np.float32)
+        best = np.full((len(ids), k), -1, np.int64)
+        for row, (query, candidates) in enumerate(zip(embeddings, ids)):
+            found = [int(i) for i in dict.fromkeys(candidates.tolist()) if i in stored]
+            if not found:
+                continue
+            exact = np.stack([stored[i] for i in found]) @ query
+            order = np.argsort(-exact, kind="stable")[:k]
+            scores[row, :len(order)] = exact[order]
+            best[row, :len(order)] = np.asarray(found)[order]
+        return scores, best
 
     # -- checking --------------------------------------------------------------------------
     def _read_stored_settings(self) -> None:

@@ -368,3 +368,16 @@ class MetadataStore:
         for (face_id,) in [(int(i),) for i in ids]:
             self.db.execute("DELETE FROM files WHERE sha256 IN (SELECT sha256 FROM faces WHERE id = ?)", (face_id,))
             self.db.execute("DELETE FROM faces WHERE id = ?", (face_id,))
+
+    def max_face_id(self) -> int:
+        """The largest face id (at least the number of faces), without counting them: 0 if none."""
+        return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM faces").fetchone()[0]
+
+    def vectors_by_id(self, ids) -> dict[int, np.ndarray]:
+        """The stored vectors of those ``ids`` that exist."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(f"SELECT id, vector FROM faces WHERE id IN ({marks})", ids)
+        return {fid: np.frombuffer(blob, np.float32) for fid, blob in rows}

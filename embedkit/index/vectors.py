@@ -22,10 +22,30 @@ MAX_DIM = 65536
 VECTOR_FILE = re.compile(r"^vectors-(\d+)\.faiss$")
 
 
-def normalise_factory(factory: str) -> str:
-    """Factory strings always get an ``IDMap`` so vectors keep their face ids."""
+def normalise_factory(factory: str, dim: int) -> str:
+    """Factory strings get an ``IDMap`` so vectors keep their face ids, unless
+    the index keeps ids itself (IVF: the ids live in its inverted lists, which
+    can then stay on disk, see :func:`load_index`)."""
     factory = factory.strip()
-    return factory if factory.startswith("IDMap") else f"IDMap2,{factory}"
+    return factory if factory.startswith("IDMap") or _keeps_ids(factory, dim) else f"IDMap2,{factory}"
+
+
+def _keeps_ids(factory: str, dim: int) -> bool:
+    """True for an IVF index, possibly behind a transform (``OPQ16,IVF4096,PQ16``), that stores ids."""
+    import faiss
+
+    try:
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError:
+        return False
+    top = faiss.downcast_index(index)
+    inner = faiss.downcast_index(top.index) if isinstance(top, faiss.IndexPreTransform) else top
+    return isinstance(inner, faiss.IndexIVF)
+
+
+def lossy(factory: str) -> bool:
+    """True if the index keeps compressed codes (PQ, SQ, ...) rather than the vectors: its scores are approximate."""
+    return re.search(r"(^|,|_)(PQ|SQ|RQ|LSQ|PRQ|PLSQ|LSH)", factory) is not None
 
 
 class NotTrainedError(EmbedkitError):
@@ -46,7 +66,7 @@ def new_index(factory: str, dim: int):
     import faiss
 
     try:
-        return faiss.index_factory(dim, normalise_factory(factory), faiss.METRIC_INNER_PRODUCT)
+        return faiss.index_factory(dim, normalise_factory(factory, dim), faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
         raise EmbedkitError(f"invalid FAISS factory string {factory!r}: {faiss_reason(exc)}") from None
 
@@ -144,10 +164,15 @@ def search(index, queries: np.ndarray, k: int):
 
 
 def index_ids(index) -> np.ndarray:
-    """The ids stored in an IDMap index."""
+    """The ids stored in an IDMap or IVF index."""
     import faiss
 
-    return faiss.vector_to_array(index.id_map).astype(np.int64)
+    if hasattr(index, "id_map"):
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
+    invlists = faiss.extract_index_ivf(index).invlists
+    parts = [faiss.rev_swig_ptr(invlists.get_ids(n), invlists.list_size(n)).copy()
+             for n in range(invlists.nlist) if invlists.list_size(n)]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
 def vector_path(folder: Path, generation: int) -> Path:
@@ -166,33 +191,51 @@ def index_type(index) -> str:
     return "/".join(names) + ("" if outer.metric_type == faiss.METRIC_INNER_PRODUCT else " (not inner product)")
 
 
-def serialize(index, generation: int) -> tuple[bytes, dict]:
-    """The bytes of ``index`` and the record that identifies them: generation,
-    content checksum, type, dimension and size. The record is kept in the
-    store, so a FAISS file that is not the one written for a generation is
+def _record(index, generation: int, sha256: str) -> dict:
+    return {"generation": generation, "sha256": sha256, "type": index_type(index), "dim": int(index.d),
+            "ntotal": int(index.ntotal)}
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in chunks (a large index never sits in memory twice)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(8 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stage_file(index, folder: Path, generation: int) -> tuple[Path, dict]:
+    """Write ``index`` to a temporary file in ``folder`` (synced to disk) and
+    return it with the record that identifies it: generation, content checksum,
+    type, dimension and size. The caller keeps the record in the store, then
+    :func:`publish_file` puts the file in place, so a FAISS file on disk always
+    has its record and one that is not the file written for a generation is
     recognised and never searched."""
     import faiss
 
-    data = faiss.serialize_index(index).tobytes()
-    record = {"generation": generation, "sha256": hashlib.sha256(data).hexdigest(), "type": index_type(index),
-              "dim": int(index.d), "ntotal": int(index.ntotal)}
-    return data, record
-
-
-def write_file(data: bytes, folder: Path, generation: int) -> Path:
-    """Write ``data`` atomically as ``vectors-<generation>.faiss``, then drop older files."""
-    target = vector_path(folder, generation)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".vectors-", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; readers may be other users
-            f.write(data)
-            f.flush()
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; readers may be other users
+        faiss.write_index(index, tmp)
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
+        return Path(tmp), _record(index, generation, file_sha256(Path(tmp)))
+    except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        raise
+
+
+def publish_file(staged: Path, folder: Path, generation: int) -> Path:
+    """Move a staged file into place as ``vectors-<generation>.faiss``, then drop older files."""
+    target = vector_path(folder, generation)
+    try:
+        os.replace(staged, target)
+    finally:
+        if staged.exists():
+            staged.unlink()
     for old in folder.iterdir():
         match = VECTOR_FILE.match(old.name)
         if match and int(match.group(1)) != generation:
@@ -201,6 +244,12 @@ def write_file(data: bytes, folder: Path, generation: int) -> Path:
             except OSError:
                 pass
     return target
+
+
+def save_index(index, folder: Path, generation: int) -> tuple[Path, dict]:
+    """:func:`stage_file` then :func:`publish_file`: the path written and its record (to keep in the store)."""
+    staged, record = stage_file(index, folder, generation)
+    return publish_file(staged, folder, generation), record
 
 
 def _umask() -> int:
@@ -214,13 +263,33 @@ def _umask() -> int:
 MAX_FILE_SLACK = 256 << 20
 
 
-def read_checked(folder: Path, generation: int, record: dict | None, dim: int, search_params: str = ""):
+def _has_ids(index) -> bool:
+    """Whether the index maps its vectors to face ids (an id map, or an IVF index's own lists)."""
+    import faiss
+
+    if hasattr(index, "id_map"):
+        return True
+    try:
+        faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return False
+    return True
+
+
+def read_checked(folder: Path, generation: int, record: dict | None, dim: int, search_params: str = "",
+                 mapped: bool = False):
     """The FAISS index saved for ``generation``, checked against its ``record``.
 
     Returns ``(index, None)`` when the file is the one written for this
     generation, ``(None, None)`` when there is no file, and ``(None, reason)``
     when there is one that must not be searched: unreadable, or its
     checksum, type, dimension or size not what was recorded.
+
+    ``mapped``: for searching only. An IVF index's inverted lists (its codes and
+    ids, nearly all of its size) are then memory-mapped from the file rather
+    than read, so a 10M-face index opens without holding its vectors in memory
+    and pages in only the lists a query probes (the checksum is still computed,
+    reading the file once in chunks). Such an index must never be added to.
     """
     import faiss
 
@@ -232,16 +301,20 @@ def read_checked(folder: Path, generation: int, record: dict | None, dim: int, s
     try:
         if path.stat().st_size > record.get("ntotal", 0) * (dim * 4 + 64) + MAX_FILE_SLACK:
             return None, f"{path.name} is far larger than {record.get('ntotal')} vectors need"
-        data = path.read_bytes()
+        data = None if mapped else path.read_bytes()
+        sha256 = file_sha256(path) if mapped else hashlib.sha256(data).hexdigest()
     except OSError as exc:
         return None, f"{path.name} cannot be read ({exc.strerror or exc})"
-    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
+    if sha256 != record.get("sha256"):
         return None, f"{path.name} is not the file written for generation {generation} (checksum differs)"
     try:
-        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        if mapped:
+            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+        else:
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
     except RuntimeError as exc:
         return None, f"{path.name} is unreadable ({str(exc).splitlines()[-1]})"
-    if not hasattr(index, "id_map"):  # deserialize_index gives the index's own class
+    if not _has_ids(index):
         return None, f"{path.name} is a {index_type(index)} index without face ids"
     found = {"type": index_type(index), "dim": int(index.d), "ntotal": int(index.ntotal)}
     if index.d != dim or any(record.get(key) != value for key, value in found.items()):
@@ -252,19 +325,59 @@ def read_checked(folder: Path, generation: int, record: dict | None, dim: int, s
     return index, None
 
 
+def load_index(folder: Path, generation: int, search_params: str = "", mapped: bool = False):
+    """The saved index for ``generation`` without a record to check it against, or None.
+
+    Only for files whose scores are checked otherwise: an earlier generation's
+    file searched while an update runs (:func:`latest_index`; every match is
+    rescored from the store), or a benchmark's own file.
+    """
+    import faiss
+
+    path = vector_path(folder, generation)
+    if not path.is_file():
+        return None
+    try:
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mapped else 0)
+    except RuntimeError as exc:
+        logger.warning("%s is unreadable (%s)", path, exc)
+        return None
+    if not _has_ids(index):
+        logger.warning("%s is a %s index without face ids", path, index_type(index))
+        return None
+    apply_search_params(index, search_params)
+    return index
+
+
+def latest_index(folder: Path, before: int, search_params: str = ""):
+    """The newest readable saved index of a generation before ``before`` (memory-mapped), or None."""
+    generations = sorted((int(m.group(1)) for m in map(VECTOR_FILE.match, os.listdir(folder)) if m), reverse=True)
+    for generation in generations:
+        if generation < before:
+            index = load_index(folder, generation, search_params, mapped=True)
+            if index is not None:
+                return index
+    return None
+
+
 def contents_problem(index, ids: np.ndarray, vectors: np.ndarray) -> str | None:
     """Whether the vectors inside ``index`` are the stored ``vectors`` of ``ids``
     (as its own coding stores them); None if they are, else what differs."""
     import faiss
 
-    inner = faiss.downcast_index(index.index)
+    inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
     faiss_ids = index_ids(index)
     if len(faiss_ids) != len(ids) or not np.array_equal(np.sort(faiss_ids), ids):
         return None  # ids are compared (and reported) separately
     try:
-        if hasattr(inner, "make_direct_map"):
-            inner.make_direct_map()
-        held = inner.reconstruct_n(0, inner.ntotal) if inner.ntotal else np.zeros((0, index.d), np.float32)
+        if hasattr(index, "id_map"):
+            if hasattr(inner, "make_direct_map"):
+                inner.make_direct_map()
+            held = inner.reconstruct_n(0, inner.ntotal) if inner.ntotal else np.zeros((0, index.d), np.float32)
+        else:  # an IVF index keeps face ids itself: reconstruct by id through a hash-table direct map
+            faiss.extract_index_ivf(index).set_direct_map_type(faiss.DirectMap.Hashtable)
+            held = np.stack([inner.reconstruct(int(i)) for i in faiss_ids]) if len(faiss_ids) else \
+                np.zeros((0, index.d), np.float32)
     except RuntimeError:
         return None  # this index type cannot give its vectors back: the checksum vouches for it
     expected = vectors[np.searchsorted(ids, faiss_ids)]
