@@ -454,19 +454,20 @@ class FaceIndex:
                                               self.search_params, mapped=True)
             stale = False
             if index is None:
-                if problem:
-                    logger.warning("%s: %s; searching around it (run `embedkit index --verify --repair` to "
-                                   "rebuild it)", self.folder, problem)
-                index, stale = self._fallback_index(generation)
+                index, stale = self._fallback_index(generation, problem)
             self._cached = (generation, index, stale)
         return self._cached[1:]
 
-    def _fallback_index(self, generation: int):
-        """What to search when the FAISS file of ``generation`` is missing or damaged (an update is under way,
-        one was killed, or the file is not the one written for this generation)."""
+    def _fallback_index(self, generation: int, problem: str | None):
+        """What to search when the FAISS file of ``generation`` is missing (an update is under way, or one was
+        killed) or must not be searched (``problem``: it is not the file written for this generation)."""
         if self.store.max_face_id() <= EXACT_FALLBACK_FACES:
-            logger.info("%s: no usable vector file for generation %d; searching the committed faces exactly",
-                        self.folder, generation)
+            if problem:
+                logger.warning("%s: %s; searching the stored vectors exactly (run `embedkit index --verify "
+                               "--repair` to rebuild it)", self.folder, problem)
+            else:
+                logger.info("%s: no vector file for generation %d (update under way?); searching the committed "
+                            "faces exactly", self.folder, generation)
             ids, vectors = self.store.all_vectors(self.dim)
             return vec.exact_index(self.dim, ids, vectors), False
         # Too many faces to read from SQLite: the last FAISS file written. Matches are
@@ -474,8 +475,9 @@ class FaceIndex:
         index = vec.latest_index(self.folder, generation, self.search_params)
         if index is None:
             raise IndexStoreError(f"{self.folder}: no FAISS file; run `embedkit index --verify --repair`")
-        logger.warning("%s: searching the FAISS file of an earlier update (one is under way or was interrupted): "
-                       "faces added since are not found until it finishes", self.folder)
+        logger.warning("%s: %s; searching the FAISS file of an earlier update: faces added since are not found "
+                       "until an update or `embedkit index --verify --repair` rebuilds it", self.folder,
+                       problem or "an update is under way or was interrupted")
         return index, True
 
     def search(self, embeddings: np.ndarray, k: int = 5) -> list[list[dict]]:

@@ -215,11 +215,14 @@ def stage_file(index, folder: Path, generation: int) -> tuple[Path, dict]:
     import faiss
 
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".vectors-", suffix=".tmp")
-    os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; readers may be other users
-        faiss.write_index(index, tmp)
-        with open(tmp, "rb") as f:
+        with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; readers may be other users
+            # Through Python's file: FAISS takes no path that is not UTF-8 (a folder from an old archive).
+            writer = faiss.PyCallbackIOWriter(f.write)
+            faiss.write_index(index, writer)
+            del writer
+            f.flush()
             os.fsync(f.fileno())
         return Path(tmp), _record(index, generation, file_sha256(Path(tmp)))
     except BaseException:
@@ -276,6 +279,14 @@ def _has_ids(index) -> bool:
     return True
 
 
+def _utf8(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def read_checked(folder: Path, generation: int, record: dict | None, dim: int, search_params: str = "",
                  mapped: bool = False):
     """The FAISS index saved for ``generation``, checked against its ``record``.
@@ -301,6 +312,7 @@ def read_checked(folder: Path, generation: int, record: dict | None, dim: int, s
     try:
         if path.stat().st_size > record.get("ntotal", 0) * (dim * 4 + 64) + MAX_FILE_SLACK:
             return None, f"{path.name} is far larger than {record.get('ntotal')} vectors need"
+        mapped = mapped and _utf8(path)  # FAISS maps only files it can name; others are read
         data = None if mapped else path.read_bytes()
         sha256 = file_sha256(path) if mapped else hashlib.sha256(data).hexdigest()
     except OSError as exc:
@@ -338,8 +350,11 @@ def load_index(folder: Path, generation: int, search_params: str = "", mapped: b
     if not path.is_file():
         return None
     try:
-        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mapped else 0)
-    except RuntimeError as exc:
+        if _utf8(path):
+            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mapped else 0)
+        else:
+            index = faiss.deserialize_index(np.frombuffer(path.read_bytes(), dtype=np.uint8))
+    except (RuntimeError, OSError) as exc:
         logger.warning("%s is unreadable (%s)", path, exc)
         return None
     if not _has_ids(index):

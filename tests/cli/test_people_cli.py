@@ -47,7 +47,7 @@ def test_cluster_people_name_find_merge_move_reject(copy_att_index):
 def test_query_all_returns_the_persons_faces(copy_att_index, att_dir, tmp_path):
     index = copy_att_index
     run_json("cluster", "--index", index)
-    faces = run_json("query", att_dir / "s5" / "1.pgm", "--all", "--index", index)
+    faces = run_json("query", att_dir / "s5" / "1.pgm", "--all", "--index", index)["results"][0]["faces"]
     matches = faces[0]["matches"]
     same = [m for m in matches if m["same"]]
     assert len(same) == len(matches)  # --all: only faces at or above the threshold
@@ -55,7 +55,7 @@ def test_query_all_returns_the_persons_faces(copy_att_index, att_dir, tmp_path):
     assert faces[0]["person"] is not None and not faces[0]["unknown"]
     assert all(m["person"]["person_id"] == faces[0]["person"]["person_id"] for m in same if m["label"] == "s5")
     # a person the index has never seen: top-k still lists the nearest, but no one is the same person
-    stranger = run_json("query", att_dir / "s38" / "1.pgm", "-k", "3", "--index", index, "--threshold", "0.7")
+    stranger = run_json("query", att_dir / "s38" / "1.pgm", "-k", "3", "--index", index, "--threshold", "0.7")["results"][0]["faces"]
     assert stranger[0]["unknown"] and not any(m["same"] for m in stranger[0]["matches"])
     assert len(stranger[0]["matches"]) == 3
 
@@ -68,5 +68,5 @@ def test_calibrate_stores_a_threshold_the_index_then_uses(copy_att_index, att_di
     assert report["setting"] == "cc1" and report["n_genuine"] == 5 * 45 and report["n_impostor"] == 10 * 100
     assert report["all_pairs"]["false_accepts"] <= 5
     assert "warning" in report  # 5 false accepts of 1,000 pairs: too few to trust
-    faces = run_json("query", att_dir / "s5" / "1.pgm", "-k", "1", "--index", copy_att_index)
+    faces = run_json("query", att_dir / "s5" / "1.pgm", "-k", "1", "--index", copy_att_index)["results"][0]["faces"]
     assert faces[0]["threshold"] == round(report["threshold"], 4) and faces[0]["calibrated"]

@@ -39,7 +39,7 @@ def _sql(index_dir, statement, *args):
 def _top_match(index_dir, image):
     result = run_cli(["query", image, "--index", index_dir, "--json", "-k", "1"])
     assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)[0]["matches"][0], result.stderr
+    return json.loads(result.stdout)["results"][0]["faces"][0]["matches"][0], result.stderr
 
 
 def _replace_faiss(index_dir, index):

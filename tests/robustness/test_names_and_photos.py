@@ -67,7 +67,7 @@ def test_non_utf8_names_are_indexed_losslessly_and_never_block_the_rest(odd_name
     again = json.loads(run_cli(index_args(photos, index_dir, tiny_model, "--labels")).stdout)
     assert again["unchanged"] == len(files) and again["embedded_files"] == 0
     query = run_cli(["query", files[2], "--index", index_dir, "-k", "1", "--json"])
-    assert json.loads(query.stdout)[0]["matches"][0]["path"] == str(files[2])  # JSON round-trips the name
+    assert json.loads(query.stdout)["results"][0]["faces"][0]["matches"][0]["path"] == str(files[2])  # JSON round-trips the name
     text = run_cli(["query", files[2], "--index", index_dir, "-k", "1"])
     assert text.exit_code == 0 and f"{photos}/\\xff\\xfe\\x80.pgm" in text.stdout
     files[1].unlink()
@@ -85,7 +85,7 @@ def test_photo_folder_and_index_folder_with_non_utf8_names(att_dir, tiny_model, 
     assert "10 unchanged" in result.stdout
     image = photos / "s2" / "3.pgm"
     query = run_cli(["query", image, "--index", index_dir, "-k", "1", "--json"])
-    assert json.loads(query.stdout)[0]["matches"][0]["path"] == str(image)
+    assert json.loads(query.stdout)["results"][0]["faces"][0]["matches"][0]["path"] == str(image)
     assert verify_index(index_dir)[1]["ok"]
 
 
