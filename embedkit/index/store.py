@@ -137,12 +137,21 @@ class MetadataStore:
         self.db.close()
 
     # -- transactions ----------------------------------------------------------------------
+    def _end_stray_transaction(self) -> None:
+        """Roll back a transaction left open by an interrupt (Ctrl-C between BEGIN and COMMIT/ROLLBACK)
+        in a process that goes on: nothing of it was committed."""
+        if self.db.in_transaction:
+            logger.debug("%s: rolling back a transaction left open by an interrupt", self.path)
+            self.db.execute("ROLLBACK")
+
     def begin_read(self) -> None:
         """Start a read snapshot: later reads see one committed state."""
+        self._end_stray_transaction()
         self.db.execute("BEGIN")
         self.db.execute("SELECT 1 FROM info LIMIT 1").fetchall()
 
     def begin_write(self) -> None:
+        self._end_stray_transaction()
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
