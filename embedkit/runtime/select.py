@@ -34,6 +34,8 @@ class Conversion:
     threshold: float | None
     weights_source: str
     metadata: dict
+    # A model folder's config: what it says of its embeddings, checked against the conversion's.
+    claimed: dict | None = None
 
     def key(self, backend: str) -> str:
         return cache.cache_key(self.weights_sha256, self.config, backend)
@@ -103,18 +105,17 @@ def _conversion(model, spec, weights: str) -> Conversion | None:
 
     if model is not None:
         folder = Path(model)
-        from embedkit.encoder import CONFIG_FILE, MODEL_FORMAT, WEIGHTS_FILE
+        from embedkit.encoder import WEIGHTS_FILE, read_model_config
 
+        config = read_model_config(folder)  # a damaged config is one ModelError, before anything is built
         try:
-            config = json.loads((folder / CONFIG_FILE).read_text())
             weights_sha = sha256_of(folder / WEIGHTS_FILE)
-        except (OSError, ValueError):
+        except OSError:
             return None  # the TensorFlow loader says what is wrong with the folder
-        if config.get("format") != MODEL_FORMAT:
-            return None
         shaping = {key: config.get(key) for key in ("backbone", "preprocessing", "head_units")}
+        claimed = {"model_id": config.get("model_id"), "embedding_dim": config.get("embedding_dim"), "folder": folder}
         return Conversion([weights_sha], shaping, folder, config.get("threshold"), "finetuned",
-                          config.get("metadata", {}))
+                          config.get("metadata", {}), claimed)
     if weights == RANDOM:
         return None
     preprocessing = spec.preprocessing
@@ -148,9 +149,26 @@ def _convert(encoder, conversion: Conversion, key: str, roots) -> cache.Entry | 
     return entry
 
 
+def _check_claims(entry: cache.Entry, conversion: Conversion) -> None:
+    """A model folder's config must describe the weights converted (as :meth:`Encoder.load` checks)."""
+    claimed = conversion.claimed
+    if not claimed:
+        return
+    folder = claimed["folder"]
+    dim = entry.meta.get("embedding_dim")
+    if claimed.get("embedding_dim") is not None and claimed["embedding_dim"] != dim:
+        raise ModelError(f"{folder}: config says {claimed['embedding_dim']}-d embeddings, the network makes {dim}-d")
+    if claimed.get("model_id") != entry.model_id:
+        raise ModelError(
+            f"{folder}: the weights are not the ones this model was saved with (config model id "
+            f"{claimed.get('model_id')}, weights give {entry.model_id}); the folder was changed after saving"
+        )
+
+
 def _compiled(entry: cache.Entry, conversion: Conversion):
     from embedkit.runtime.compiled import CompiledEncoder
 
+    _check_claims(entry, conversion)
     meta = entry.meta
     path = entry.model_path
     return CompiledEncoder(meta["backbone"], Preprocessing.from_config(meta["preprocessing"]),

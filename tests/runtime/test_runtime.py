@@ -61,14 +61,20 @@ def test_changed_weights_never_reuse_a_stale_conversion(model_dir, tiny_encoder,
 
 
 def test_model_id_comes_from_the_conversion_not_the_folder_config(model_dir, tiny_encoder):
-    from embedkit.encoder import CONFIG_FILE
+    """The fast path never takes the config's word for the model id: a config that claims
+    another id than the converted weights give is refused, as Encoder.load refuses it."""
+    import pytest
 
-    load_encoder(model_dir)
+    from embedkit.encoder import CONFIG_FILE
+    from embedkit.errors import ModelError
+
+    assert load_encoder(model_dir).model_id == tiny_encoder.model_id
     config_path = model_dir / CONFIG_FILE
     config = json.loads(config_path.read_text())
     config["model_id"] = "simple-0000000000000000"
     config_path.write_text(json.dumps(config))
-    assert load_encoder(model_dir).model_id == tiny_encoder.model_id
+    with pytest.raises(ModelError, match=f"weights give {tiny_encoder.model_id}"):
+        load_encoder(model_dir)
 
 
 def test_damaged_entry_is_converted_again(model_dir, tiny_encoder):
