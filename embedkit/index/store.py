@@ -70,6 +70,11 @@ def from_db_text(value) -> str | None:
     return os.fsdecode(bytes(value)) if isinstance(value, (bytes, memoryview)) else value
 
 
+def _rounded(value, digits: int) -> float | None:
+    """A stored number, rounded; None where the database holds something else."""
+    return round(value, digits) if isinstance(value, (int, float)) else None
+
+
 @dataclass
 class StoredFace:
     id: int
@@ -90,7 +95,8 @@ class MetadataStore:
         self.read_only = False
         try:
             self.db = self._connect(create)
-            if create:
+            # Tables are made for a new database only: one with tables missing is damaged, not new.
+            if create and not self.db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
                 self.db.executescript(SCHEMA)
                 # Two processes may create the same index at once: neither may
                 # overwrite what the other has already written.
@@ -304,8 +310,8 @@ class MetadataStore:
                 "paths": [p for p, _ in where],
                 "label": where[0][1] if where else None,
                 "face_no": face_no,
-                "box": [round(x, 1), round(y, 1), round(w, 1), round(h, 1)],
-                "detector_score": round(score, 4),
+                "box": [_rounded(v, 1) for v in (x, y, w, h)],
+                "detector_score": _rounded(score, 4),
                 "sha256": sha,
             }
         return out
@@ -329,6 +335,19 @@ class MetadataStore:
     def vectors_record(self) -> dict | None:
         record = self.get_json("vectors")
         return record if isinstance(record, dict) else None
+
+    def incomplete_contents(self) -> list[str]:
+        """Images whose recorded number of faces is not the number of faces stored for them."""
+        rows = self.db.execute(
+            "SELECT sha256 FROM contents WHERE n_faces != (SELECT COUNT(*) FROM faces WHERE faces.sha256 = "
+            "contents.sha256)")
+        return [r[0] for r in rows]
+
+    def forget_contents(self, shas) -> None:
+        """Drop images (their files, faces and record) so the next update embeds them again."""
+        for sha in shas:
+            for table in ("files", "faces", "contents"):
+                self.db.execute(f"DELETE FROM {table} WHERE sha256 = ?", (sha,))
 
     def dangling_files(self) -> list[str]:
         """Files whose content was never recorded (should not happen)."""
