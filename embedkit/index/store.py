@@ -95,20 +95,33 @@ class MetadataStore:
         self.read_only = False
         try:
             self.db = self._connect(create)
-            # Tables are made for a new database only: one with tables missing is damaged, not new.
-            if create and not self.db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
-                self.db.executescript(SCHEMA)
-                # Two processes may create the same index at once: neither may
-                # overwrite what the other has already written.
-                self.db.execute("BEGIN IMMEDIATE")
-                self.db.executemany("INSERT OR IGNORE INTO info(key, value) VALUES (?, ?)",
-                                    [("format", STORE_FORMAT), ("generation", "0"), ("created", str(time.time()))])
-                self.db.execute("COMMIT")
+            if create:
+                self._create_tables()
             fmt = self.get_info("format")
             if fmt != STORE_FORMAT:
                 raise IndexStoreError(f"{self.path.parent}: index format {fmt!r} is not {STORE_FORMAT!r}")
         except sqlite3.DatabaseError as exc:
             raise IndexStoreError(f"{self.path}: not a readable index database ({exc})") from None
+
+    def _create_tables(self) -> None:
+        """Make the tables of a new database, in one transaction (a killed run leaves all or none).
+
+        Only a database without tables is new: one with tables missing is
+        damaged and is reported, never silently refilled. Two processes may
+        create the same index at once: neither overwrites the other.
+        """
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if not self.db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.executemany("INSERT INTO info(key, value) VALUES (?, ?)",
+                                    [("format", STORE_FORMAT), ("generation", "0"), ("created", str(time.time()))])
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
 
     def _connect(self, create: bool) -> sqlite3.Connection:
         """Open read-write in WAL mode; an index on a read-only disk or folder is opened read-only."""
