@@ -14,6 +14,7 @@ under way, or one was killed) it searches the snapshot's vectors exactly.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -39,6 +40,20 @@ STORE_FILE = "metadata.sqlite"
 EXACT_FALLBACK_FACES = 200_000
 # Indexes with compressed codes return this many times k candidates, rescored exactly from the store.
 RESCORE_FACTOR = 4
+
+
+def _reading(method):
+    """A damaged database met while reading is one IndexStoreError line, not a traceback."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            self.store.rollback()
+            raise IndexStoreError(f"{self.folder}: damaged index database ({exc})") from None
+
+    return wrapper
 LOCK_FILE = "writer.lock"
 
 
@@ -128,6 +143,7 @@ class FaceIndex:
     def search_params(self) -> str:
         return self.store.get_info("search_params", "")
 
+    @_reading
     def stats(self) -> dict:
         info = self.info
         counts = self.store.counts()
@@ -142,6 +158,7 @@ class FaceIndex:
             **counts,
         }
 
+    @_reading
     def check_compatible(self, pipeline: FacePipeline) -> None:
         """Refuse an encoder or face extractor other than the index's own."""
         info = self.info
@@ -480,6 +497,7 @@ class FaceIndex:
                        problem or "an update is under way or was interrupted")
         return index, True
 
+    @_reading
     def search(self, embeddings: np.ndarray, k: int = 5) -> list[list[dict]]:
         """For each query embedding, the ``k`` nearest stored faces, best first.
 
@@ -567,6 +585,7 @@ class FaceIndex:
                 problems.append(wrong)
         return problems
 
+    @_reading
     def verify(self, repair: bool = False) -> dict:
         """Check that vectors and metadata agree; with ``repair``, fix what can be fixed.
 
@@ -583,6 +602,7 @@ class FaceIndex:
             generation = store.generation
             orphans = store.orphan_face_ids()
             dangling = store.dangling_files()
+            incomplete = store.incomplete_contents()
             bad = store.bad_vectors(dim) if dim else []
             store_ids = store.face_ids()
             record = store.vectors_record()
@@ -596,6 +616,9 @@ class FaceIndex:
             problems.append(f"{len(orphans)} faces belong to no file")
         if dangling:
             problems.append(f"{len(dangling)} files have no recorded faces")
+        if incomplete:
+            problems.append(f"{len(incomplete)} images are missing some of their faces (repair forgets them, "
+                            f"and the next update embeds them again)")
         if bad:
             problems.append(f"{len(bad)} stored vectors are not unit-length {dim}-d vectors")
         if settings_problem:
@@ -627,6 +650,7 @@ class FaceIndex:
                     # A photo with a damaged vector is forgotten whole, so the next
                     # update embeds it again rather than keep it with a face missing.
                     store.forget_contents_of(bad)
+                    store.forget_contents(store.incomplete_contents())
                     store.drop_orphans()
                     store.bump_generation()
                     store.commit()

@@ -71,6 +71,11 @@ def from_db_text(value) -> str | None:
     return os.fsdecode(bytes(value)) if isinstance(value, (bytes, memoryview)) else value
 
 
+def _rounded(value, digits: int) -> float | None:
+    """A stored number, rounded; None where the database holds something else."""
+    return round(value, digits) if isinstance(value, (int, float)) else None
+
+
 @dataclass
 class StoredFace:
     id: int
@@ -92,18 +97,32 @@ class MetadataStore:
         try:
             self.db = self._connect(create)
             if create:
-                self.db.executescript(SCHEMA)
-                # Two processes may create the same index at once: neither may
-                # overwrite what the other has already written.
-                self.db.execute("BEGIN IMMEDIATE")
-                self.db.executemany("INSERT OR IGNORE INTO info(key, value) VALUES (?, ?)",
-                                    [("format", STORE_FORMAT), ("generation", "0"), ("created", str(time.time()))])
-                self.db.execute("COMMIT")
+                self._create_tables()
             fmt = self.get_info("format")
             if fmt != STORE_FORMAT:
                 raise IndexStoreError(f"{self.path.parent}: index format {fmt!r} is not {STORE_FORMAT!r}")
         except sqlite3.DatabaseError as exc:
             raise IndexStoreError(f"{self.path}: not a readable index database ({exc})") from None
+
+    def _create_tables(self) -> None:
+        """Make the tables of a new database, in one transaction (a killed run leaves all or none).
+
+        Only a database without tables is new: one with tables missing is
+        damaged and is reported, never silently refilled. Two processes may
+        create the same index at once: neither overwrites the other.
+        """
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if not self.db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.executemany("INSERT INTO info(key, value) VALUES (?, ?)",
+                                    [("format", STORE_FORMAT), ("generation", "0"), ("created", str(time.time()))])
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
 
     def _connect(self, create: bool) -> sqlite3.Connection:
         """Open read-write in WAL mode; an index on a read-only disk or folder is opened read-only."""
@@ -322,8 +341,8 @@ class MetadataStore:
                 # A photo's label names its main face, not the bystanders around it.
                 "label": where[0][1] if where and face_no == main.get(sha, 0) else None,
                 "face_no": face_no,
-                "box": [round(x, 1), round(y, 1), round(w, 1), round(h, 1)],
-                "detector_score": round(score, 4),
+                "box": [_rounded(v, 1) for v in (x, y, w, h)],
+                "detector_score": _rounded(score, 4),
                 "sha256": sha,
             }
         return out
@@ -358,6 +377,19 @@ class MetadataStore:
     def vectors_record(self) -> dict | None:
         record = self.get_json("vectors")
         return record if isinstance(record, dict) else None
+
+    def incomplete_contents(self) -> list[str]:
+        """Images whose recorded number of faces is not the number of faces stored for them."""
+        rows = self.db.execute(
+            "SELECT sha256 FROM contents WHERE n_faces != (SELECT COUNT(*) FROM faces WHERE faces.sha256 = "
+            "contents.sha256)")
+        return [r[0] for r in rows]
+
+    def forget_contents(self, shas) -> None:
+        """Drop images (their files, faces and record) so the next update embeds them again."""
+        for sha in shas:
+            for table in ("files", "faces", "contents"):
+                self.db.execute(f"DELETE FROM {table} WHERE sha256 = ?", (sha,))
 
     def dangling_files(self) -> list[str]:
         """Files whose content was never recorded (should not happen)."""
