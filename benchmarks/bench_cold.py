@@ -48,7 +48,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.results import markdown_table, write_json, write_section  # noqa: E402
+from benchmarks.results import RESULTS_JSON_DIR, markdown_table, write_json, write_section  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 FACES = HERE.parents[1] / "shared" / "faces"
@@ -89,13 +89,15 @@ def measure(command: list[str], env: dict | None = None) -> dict:
 
 
 def linked_folder(folder: Path, photos: list[Path]) -> Path:
-    """A fresh folder of symbolic links to ``photos`` (the shared data stays read-only)."""
+    """A fresh flat folder of symbolic links to ``photos`` (the shared data stays read-only).
+
+    Flat, because face_recognition's CLI reads only the files directly in a
+    folder (LFW file names are unique: they start with the person's name).
+    """
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     for photo in photos:
-        target = folder / photo.parent.name / photo.name
-        target.parent.mkdir(exist_ok=True)
-        target.symlink_to(photo)
+        (folder / photo.name).symlink_to(photo)
     return folder
 
 
@@ -139,7 +141,7 @@ def ensure_query_index(index: Path, n_photos: int | None) -> None:
     if (index / "metadata.sqlite").is_file():
         return
     folder = linked_folder(CACHE / "lfw-links", lfw_photos(n_photos))
-    print(f"building the query index of {len(list(folder.glob('*/*')))} photos into {index} (once) ...", flush=True)
+    print(f"building the query index of {len(list(folder.iterdir()))} photos into {index} (once) ...", flush=True)
     result = subprocess.run(embedkit_cmd("index", folder, "--index", index), capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"building the query index failed: {result.stderr[-1000:]}")
@@ -165,6 +167,7 @@ def run_cold(args) -> dict:
         load_before = os.getloadavg()
         results = {}
         for job in wanted:
+            job_load = os.getloadavg()
             ek_command, before, fr = jobs[job]
             runs = {"embedkit": [], "face_recognition": []}
             for _ in range(args.repeats):
@@ -173,7 +176,8 @@ def run_cold(args) -> dict:
                 runs["embedkit"].append(measure(ek_command))
                 if fr:
                     runs["face_recognition"].append(measure(fr))
-            entry = {"embedkit": median_row(runs["embedkit"]),
+            entry = {"repeats": args.repeats, "load_before": job_load, "load_after": os.getloadavg(),
+                     "embedkit": median_row(runs["embedkit"]),
                      "embedkit_exit_codes": sorted({r["exit_code"] for r in runs["embedkit"]}),
                      "command": " ".join(ek_command[2:])}
             if job == "index300":
@@ -202,7 +206,9 @@ def markdown(data: dict, command: str) -> str:
     for job, e in data["jobs"].items():
         fr = e.get("face_recognition")
         rows.append({
-            "job": job, "target": TARGETS[job],
+            "job": job, "target": TARGETS[job], "runs": str(e.get("repeats", data["repeats"])),
+            "load before/after": "/".join(f"{x:.1f}" for x in (e.get("load_before", data["load_before"])[0],
+                                                               e.get("load_after", data["load_after"])[0])),
             "embedkit s": f"{e['embedkit']['seconds']:.2f}", "embedkit peak MB": f"{e['embedkit']['peak_mb']:.0f}",
             "face_recognition s": f"{fr['seconds']:.2f}" if fr else "-",
             "face_recognition peak MB": f"{fr['peak_mb']:.0f}" if fr else "-",
@@ -215,10 +221,11 @@ def markdown(data: dict, command: str) -> str:
     return "\n".join([
         "### Cold commands: embedkit vs face_recognition's CLI",
         "",
-        f"Whole processes started fresh, median of {data['repeats']} alternating runs; peak memory is the "
+        "Whole processes started fresh, median of `runs` alternating runs; peak memory is the "
         "resident set of the whole process tree, polled every 10 ms. face_recognition runs with `--cpus 1` on "
-        "one known and one unknown photo (compare, query) or 300 known photos (index300). Load average "
-        f"(1/5/15 min) before/after: {load}; figures taken under load are not measurements.",
+        "one known and one unknown photo (compare, query) or 300 known photos (index300). The 1-minute load "
+        "average before/after each job is shown: figures taken under load (above 2 on these 2 cores) are "
+        f"not measurements. Last run's load (1/5/15 min) before/after: {load}.",
         "",
         markdown_table(rows),
         "",
@@ -266,6 +273,7 @@ def main(argv=None) -> int:
     parser.add_argument("--backends", action="store_true", help="Compare back-ends' faces/s in one process.")
     parser.add_argument("--backend-faces", type=int, default=256)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="Keep the last run's figures for jobs not rerun.")
     args = parser.parse_args(argv)
     command = "python benchmarks/bench_cold.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.setup:
@@ -287,6 +295,9 @@ def main(argv=None) -> int:
                 f"Command: `{command}`"]))
         return 0
     data = run_cold(args)
+    earlier = RESULTS_JSON_DIR / "cold.json"
+    if args.keep and earlier.is_file():  # jobs not rerun keep their last figures
+        data["jobs"] = {**json.loads(earlier.read_text())["results"]["jobs"], **data["jobs"]}
     if not args.no_write:
         write_json("cold", {"command": command, **data})
         write_section("cold", markdown(data, command))

@@ -31,6 +31,10 @@ def test_sface_tells_people_apart(sface, lfw_dir):
     b = lfw_dir / "Aaron_Peirsol" / "Aaron_Peirsol_0002.jpg"
     c = lfw_dir / "George_W_Bush" / "George_W_Bush_0001.jpg"
     same, different = compare_files(pipeline, a, b), compare_files(pipeline, a, c)
-    assert same.score > 0.5 > different.score
+    assert same.same and not different.same and same.score > different.score
     emb = sface.encode(np.zeros((3, 112, 112, 3), np.uint8), batch_size=2)
     assert emb.shape == (3, 128) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+
+
+def test_sface_threshold_is_calibrated(sface):
+    assert sface.threshold == get_backbone("sface").threshold == pytest.approx(0.326)
