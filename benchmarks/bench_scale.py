@@ -233,7 +233,8 @@ def _markdown(state: dict, args) -> str:
     q = state.get("query", {})
     whole = state.get("read_whole", {})
     lines = [
-        f"Command: `nice -n 15 python benchmarks/bench_scale.py --n {args.n}`",
+        f"Command: `nice -n 15 python benchmarks/bench_scale.py --n {args.n} --factory {args.factory} "
+        f"--train {args.train} --nprobe {','.join(map(str, args.nprobe))}` (then `--query-only` reruns the queries)",
         "",
         f"{b.get('n', args.n):,} synthetic face-like 128-d unit vectors (as in `bench_faiss.py`, made in chunks of "
         f"{args.chunk:,}, each chunk its own identities), factory `{b.get('factory', args.factory)}` "
