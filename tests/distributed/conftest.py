@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-ray = pytest.importorskip("ray", reason="the Ray tests need the extra: pip install 'embedkit[ray]'")
+import ray  # in the test extra
 
-from embedkit.distributed.ray_embed import start_local_runtime  # noqa: E402
+from embedkit.distributed.ray_embed import start_local_runtime
 
 # A small seeded random encoder with YuNet detection: real boxes, deterministic embeddings.
 SOURCE = {"backbone": "simple", "model_dir": None, "weights": "random", "detector": "yunet",
