@@ -294,7 +294,8 @@ def _sharding(state: dict) -> str:
         "scores compare; rescoring from each shard's own vectors makes them exact anyway.",
         "- A query goes to every shard in parallel (FAISS `IndexShards` does this within one process; across "
         "machines a thin RPC fan-out, or a vector database such as Milvus, which shards, replicates and merges "
-        "the same IVF-PQ segments); each returns its best 4k rescored candidates, the coordinator merges the top k.",
+        "the same IVF-PQ segments); each returns its k best, rescored exactly from its own store, and the "
+        "coordinator merges them into the top k.",
         f"- Query time per shard, projected from {n:,} to {SHARD_FACES:,} faces with nlist growing as sqrt(N) "
         f"(codes scanned grow as sqrt(N)): p50 ~{shard_ms:.1f} ms, p99 ~{shard_p99:.1f} ms on one core of this "
         "machine under its load.",
@@ -306,7 +307,8 @@ def _sharding(state: dict) -> str:
             f"~{store_b * total / 2**40:.2f} TiB SQLite in all), e.g. {max(1, shards // 10)} machine(s) with 10 "
             f"cores and 10 shards each. Expected query time, with a core per shard: the slowest shard plus the "
             f"fan-out (1-2 ms in one data centre), about {shard_p99 + 2:.0f} ms (a query waits for all shards, so "
-            f"one shard's p99 sets it); more queries at once need more cores or replicas.")
+            f"one shard's p99 sets it; measured on this busy machine: rescale by a quiet rerun); more queries "
+            f"at once need more cores or replicas.")
     return "\n".join(lines)
 
 
