@@ -22,7 +22,9 @@ it ends, so a long run that is stopped keeps what it measured):
    the queries, p50/p99 query time and recall@10 against exact search. Also the
    RSS of reading the same FAISS file into memory, for comparison.
 
-    nice -n 15 python benchmarks/bench_scale.py                  # 10M (about an hour on 2 busy cores)
+    nice -n 15 python benchmarks/bench_scale.py                  # 10M: the default (1.5 h+ on 2 busy cores)
+    nice -n 15 python benchmarks/bench_scale.py --n 3000000 --factory IVF2048,PQ32 --train 80000 \
+        --nprobe 64,128,256,512                                   # the recorded run (35 min on 2 busy cores)
     python benchmarks/bench_scale.py --n 200000 --no-write     # smoke run
     python benchmarks/bench_scale.py --query-only               # rerun phase 2 on the built index
 
