@@ -99,6 +99,7 @@ def bench(args) -> dict:
     import ray
 
     from embedkit.distributed import RayEmbedder
+    from embedkit.distributed.ray_embed import start_local_runtime
     from embedkit.pipeline import pipeline_from_source
 
     photos = spread(lfw_photos(LFW), args.photos)
@@ -115,8 +116,7 @@ def bench(args) -> dict:
         # Ray kills workers when the node's memory is 95% used, by whatever: not here (a shared machine).
         os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
         started = time.perf_counter()
-        ray.init(num_cpus=CORES, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3"}})
+        start_local_runtime(CORES)
         ray_start = time.perf_counter() - started
         for workers in (1, 2):
             started = time.perf_counter()

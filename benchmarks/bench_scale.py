@@ -22,7 +22,9 @@ it ends, so a long run that is stopped keeps what it measured):
    the queries, p50/p99 query time and recall@10 against exact search. Also the
    RSS of reading the same FAISS file into memory, for comparison.
 
-    nice -n 15 python benchmarks/bench_scale.py                  # 10M (about an hour on 2 busy cores)
+    nice -n 15 python benchmarks/bench_scale.py                  # 10M: the default (1.5 h+ on 2 busy cores)
+    nice -n 15 python benchmarks/bench_scale.py --n 3000000 --factory IVF2048,PQ32 --train 80000 \
+        --nprobe 64,128,256,512                                   # the recorded run (35 min on 2 busy cores)
     python benchmarks/bench_scale.py --n 200000 --no-write     # smoke run
     python benchmarks/bench_scale.py --query-only               # rerun phase 2 on the built index
 
@@ -237,7 +239,8 @@ def _markdown(state: dict, args) -> str:
     q = state.get("query", {})
     whole = state.get("read_whole", {})
     lines = [
-        f"Command: `nice -n 15 python benchmarks/bench_scale.py --n {args.n}`",
+        f"Command: `nice -n 15 python benchmarks/bench_scale.py --n {args.n} --factory {args.factory} "
+        f"--train {args.train} --nprobe {','.join(map(str, args.nprobe))}` (then `--query-only` reruns the queries)",
         "",
         f"{b.get('n', args.n):,} synthetic face-like 128-d unit vectors (as in `bench_faiss.py`, made in chunks of "
         f"{args.chunk:,}, each chunk its own identities), factory `{b.get('factory', args.factory)}` "
@@ -297,7 +300,8 @@ def _sharding(state: dict) -> str:
         "scores compare; rescoring from each shard's own vectors makes them exact anyway.",
         "- A query goes to every shard in parallel (FAISS `IndexShards` does this within one process; across "
         "machines a thin RPC fan-out, or a vector database such as Milvus, which shards, replicates and merges "
-        "the same IVF-PQ segments); each returns its best 4k rescored candidates, the coordinator merges the top k.",
+        "the same IVF-PQ segments); each returns its k best, rescored exactly from its own store, and the "
+        "coordinator merges them into the top k.",
         f"- Query time per shard, projected from {n:,} to {SHARD_FACES:,} faces with nlist growing as sqrt(N) "
         f"(codes scanned grow as sqrt(N)): p50 ~{shard_ms:.1f} ms, p99 ~{shard_p99:.1f} ms on one core of this "
         "machine under its load.",
@@ -309,7 +313,8 @@ def _sharding(state: dict) -> str:
             f"~{store_b * total / 2**40:.2f} TiB SQLite in all), e.g. {max(1, shards // 10)} machine(s) with 10 "
             f"cores and 10 shards each. Expected query time, with a core per shard: the slowest shard plus the "
             f"fan-out (1-2 ms in one data centre), about {shard_p99 + 2:.0f} ms (a query waits for all shards, so "
-            f"one shard's p99 sets it); more queries at once need more cores or replicas.")
+            f"one shard's p99 sets it; measured on this busy machine: rescale by a quiet rerun); more queries "
+            f"at once need more cores or replicas.")
     return "\n".join(lines)
 
 

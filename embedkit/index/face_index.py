@@ -39,7 +39,7 @@ STORE_FILE = "metadata.sqlite"
 # Below this many faces, a search that finds no current FAISS file searches the store's vectors exactly.
 EXACT_FALLBACK_FACES = 200_000
 # Indexes with compressed codes return this many times k candidates, rescored exactly from the store.
-RESCORE_FACTOR = 4
+RESCORE_FACTOR = 10
 
 
 def _reading(method):

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-ray = pytest.importorskip("ray", reason="the Ray tests need the extra: pip install 'embedkit[ray]'")
+import ray  # in the test extra
+
+from embedkit.distributed.ray_embed import start_local_runtime
 
 # A small seeded random encoder with YuNet detection: real boxes, deterministic embeddings.
 SOURCE = {"backbone": "simple", "model_dir": None, "weights": "random", "detector": "yunet",
@@ -23,8 +25,7 @@ def ray_runtime():
     driver (the kill -9 test's) can run one actor of its own beside them."""
     # Ray kills workers when the node's memory is 95% used, whoever uses it: not in tests on shared machines.
     os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
-    ray.init(num_cpus=WORKERS + 1, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3"}})
+    start_local_runtime(WORKERS + 1)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
