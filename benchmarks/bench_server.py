@@ -127,6 +127,9 @@ def main(argv=None) -> int:
     encoder = load_encoder(backbone="facenet")
     pipeline = FacePipeline(encoder, FaceExtractor(encoder.input_size, "yunet"))
     index, report, indexed = build_index(args.photos, pipeline)
+    if report.interrupted:
+        print("indexing interrupted; what is done is kept, run again to resume")
+        return 130
     stats = index.stats()
     print(f"index: {stats['faces']} faces in {stats['files']} photos ({report.seconds:.0f} s this run)")
     warm_up(index, pipeline)
