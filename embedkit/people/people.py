@@ -26,8 +26,9 @@ logger = logging.getLogger(__name__)
 # Clustering merges groups whose mean pair similarity reaches the same-person
 # threshold plus this margin (merging two people costs more than splitting
 # one), and holds groups of RELATIVE_MIN faces or more to the relative
-# condition (see embedkit.people.cluster.agglomerate). Chosen by
-# benchmarks/bench_people.py on LFW people with fewer than 5 photos.
+# condition (see embedkit.people.cluster.agglomerate). Set by hand during
+# development (LFW people with >= 5 photos, AT&T); benchmarks/bench_people.py
+# reports them beside the settings an identity-disjoint tuning picks.
 CLUSTER_MARGIN = 0.1
 RELATIVE = 0.8
 RELATIVE_MIN = 4
