@@ -28,7 +28,7 @@ clustering, writes), then 100 more faces added and clustered again.
 
     python benchmarks/bench_people.py                  # everything (fills the cache first)
     python benchmarks/bench_people.py --no-b --no-speed  # quicker: tune + (a)
-    python benchmarks/bench_people.py --speed-only
+    python benchmarks/bench_people.py --speed-only     # speed again (e.g. on a quiet machine), keeping the rest
 
 Writes section ``people`` of ``benchmarks/RESULTS.md`` and
 ``benchmarks/results/people.json``.
@@ -50,8 +50,8 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.lfw_cache import LFW_IMAGES, cache_path, fill, lfw_photos, load_cache  # noqa: E402
-from benchmarks.results import markdown_table, write_json, write_section  # noqa: E402
+from benchmarks.lfw_cache import fill, lfw_photos, load_cache  # noqa: E402
+from benchmarks.results import RESULTS_JSON_DIR, markdown_table, write_json, write_section  # noqa: E402
 
 EMBEDKIT_GRID = [(t, rel, m) for t in (0.45, 0.5, 0.55, 0.6)
                  for rel, m in ((0.0, 4), (0.8, 2), (0.85, 2), (0.8, 4), (0.85, 4))]
@@ -324,6 +324,11 @@ def main(argv=None) -> int:
     data = load_cache(path)
     results: dict = {"command": "python benchmarks/bench_people.py " + " ".join(argv or sys.argv[1:]),
                      "model_id": str(data["model_id"]), "cache": str(path.name)}
+    previous = RESULTS_JSON_DIR / "people.json"
+    if args.speed_only and previous.is_file():  # keep the quality results, replace the speed figures
+        import json
+
+        results = {**json.loads(previous.read_text())["results"], "speed_command": results["command"]}
     if not args.no_speed or args.speed_only:
         results["speed"] = speed(data)
         print(f"speed: {results['speed']['faces']} faces {results['speed']['first_seconds']} s, "

@@ -73,7 +73,7 @@ def cluster_threshold(index, threshold: float | None = None) -> tuple[float, boo
 def index_threshold(index):
     """The same-person :class:`~embedkit.calibration.Threshold` for an index's model and face setting,
     without loading the model: a calibration stored with the index, else the backbone's or model's."""
-    from embedkit.calibration import Threshold, face_setting, model_thresholds, stored_calibration
+    from embedkit.calibration import Threshold, face_setting, stored_calibration
     from embedkit.encoder import UNCALIBRATED_THRESHOLD
 
     source = index.source
