@@ -120,7 +120,8 @@ def _source_thresholds(source: dict, info: dict) -> dict[str, float]:
 
 
 def cluster(index, threshold: float | None = None, min_faces: int = MIN_FACES,
-            include_low_quality: bool = False) -> ClusterReport:
+            include_low_quality: bool = False, relative: float = RELATIVE,
+            relative_min: int = RELATIVE_MIN) -> ClusterReport:
     """Group the index's faces that belong to no one yet into people.
 
     A new face joins the existing person it is most like (average similarity
@@ -128,7 +129,9 @@ def cluster(index, threshold: float | None = None, min_faces: int = MIN_FACES,
     face of the same photo is already there or the user rejected it from that
     person; the rest form new people of at least ``min_faces`` faces. Faces
     below the index's quality settings are left out unless
-    ``include_low_quality``. ``threshold`` overrides the same-person threshold.
+    ``include_low_quality``. ``threshold`` overrides the same-person threshold;
+    ``relative`` and ``relative_min`` the relative condition (0 turns it off;
+    see :func:`embedkit.people.cluster.agglomerate`).
     """
     started = time.time()
     merge_at, calibrated = cluster_threshold(index, threshold)
@@ -183,7 +186,7 @@ def cluster(index, threshold: float | None = None, min_faces: int = MIN_FACES,
             tags.append(frozenset(tags_of(faces[row][1], faces[row][2])))
         frozen = np.zeros(n_groups, bool)
         frozen[: len(existing)] = True
-        parent = agglomerate(Groups(sums, counts, tags, frozen), merge_at, RELATIVE, RELATIVE_MIN)
+        parent = agglomerate(Groups(sums, counts, tags, frozen), merge_at, relative, relative_min)
 
         report.faces = len(faces)
         report.considered = len(todo)
