@@ -13,6 +13,7 @@ def command(as_json):
     for name in available_backbones():
         spec = get_backbone(name)
         rows.append({"name": name, "description": spec.description, "input_size": spec.preprocessing.size,
-                     "output_dim": spec.output_dim, "threshold": spec.threshold})
+                     "output_dim": spec.output_dim, "threshold": spec.threshold,
+                     "thresholds": dict(spec.thresholds)})
     emit(as_json, {"backbones": rows}, "\n".join(f"{r['name']:<11} {r['input_size']}px -> {r['output_dim']}-d  {r['description']}"
                                   for r in rows))

@@ -17,6 +17,12 @@ def json_option(func):
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
 
 
+def _index(index_dir):
+    """The subcommand's --index, else the one given to `people` itself."""
+    given = click.get_current_context().obj or {}
+    return open_index(index_dir or given.get("index_dir"), create=False)
+
+
 def person_line(person: dict) -> str:
     name = printable(person["name"]) if person.get("name") else "(no name)"
     return f"person {person['person_id']}: {name}, {person['n_faces']} faces"
@@ -36,6 +42,7 @@ def face_line(face: dict) -> str:
 @report_errors
 def command(ctx, index_dir, all_faces, as_json, html):
     """List the people in the index, largest first (`embedkit cluster` finds them)."""
+    ctx.obj = {"index_dir": index_dir}  # `people --index DIR name ...` means that index too
     if ctx.invoked_subcommand is not None:
         return
     from embedkit.people import list_people
@@ -65,7 +72,7 @@ def name_command(person, name, index_dir, as_json):
     """Name PERSON (an id or a name) NAME."""
     from embedkit.people import name_person
 
-    with open_index(index_dir, create=False) as index:
+    with _index(index_dir) as index:
         result = name_person(index, person, name)
     emit(as_json, result, person_line(result))
 
@@ -79,7 +86,7 @@ def merge_command(people, index_dir, as_json):
     """Merge PEOPLE (ids or names) into the first one given."""
     from embedkit.people import merge_people
 
-    with open_index(index_dir, create=False) as index:
+    with _index(index_dir) as index:
         result = merge_people(index, people)
     emit(as_json, result, f"merged {', '.join(map(str, result['merged']))} into {person_line(result)}")
 
@@ -94,7 +101,7 @@ def move_command(face_ids, to, index_dir, as_json):
     """Put faces FACE_IDS into a person (they stay there)."""
     from embedkit.people import move_faces
 
-    with open_index(index_dir, create=False) as index:
+    with _index(index_dir) as index:
         result = move_faces(index, face_ids, to)
     emit(as_json, result, f"moved {len(result['moved'])} faces to {person_line(result)}")
 
@@ -109,7 +116,7 @@ def reject_command(face_ids, person, index_dir, as_json):
     """Take faces FACE_IDS out of a person for good (clustering never puts them back)."""
     from embedkit.people import reject_faces
 
-    with open_index(index_dir, create=False) as index:
+    with _index(index_dir) as index:
         result = reject_faces(index, face_ids, person)
     emit(as_json, result, f"{result['removed']} faces taken out of {person_line(result)}; "
                           f"{len(result['rejected'])} will never rejoin it")

@@ -8,7 +8,8 @@ name. Errors a user can act on raise :class:`embedkit.errors.EmbedkitError`.
 
 The API (stable; new arguments are only ever added with defaults)::
 
-    cluster(index, threshold=None, min_faces=2, include_low_quality=False) -> ClusterReport
+    cluster(index, threshold=None, min_faces=2, include_low_quality=False, relative=0.8, relative_min=4)
+        -> ClusterReport
         Group faces that belong to no one yet: they join existing people or form new ones
         (at least ``min_faces`` faces); never undoes what the user said. ``.to_dict()`` for JSON.
     list_people(index, samples=4, all_faces=False) -> dict

@@ -26,8 +26,9 @@ logger = logging.getLogger(__name__)
 # Clustering merges groups whose mean pair similarity reaches the same-person
 # threshold plus this margin (merging two people costs more than splitting
 # one), and holds groups of RELATIVE_MIN faces or more to the relative
-# condition (see embedkit.people.cluster.agglomerate). Chosen by
-# benchmarks/bench_people.py on LFW people with fewer than 5 photos.
+# condition (see embedkit.people.cluster.agglomerate). Set by hand during
+# development (LFW people with >= 5 photos, AT&T); benchmarks/bench_people.py
+# reports them beside the settings an identity-disjoint tuning picks.
 CLUSTER_MARGIN = 0.1
 RELATIVE = 0.8
 RELATIVE_MIN = 4
@@ -72,7 +73,7 @@ def cluster_threshold(index, threshold: float | None = None) -> tuple[float, boo
 def index_threshold(index):
     """The same-person :class:`~embedkit.calibration.Threshold` for an index's model and face setting,
     without loading the model: a calibration stored with the index, else the backbone's or model's."""
-    from embedkit.calibration import Threshold, face_setting, model_thresholds, stored_calibration
+    from embedkit.calibration import Threshold, face_setting, stored_calibration
     from embedkit.encoder import UNCALIBRATED_THRESHOLD
 
     source = index.source
@@ -119,7 +120,8 @@ def _source_thresholds(source: dict, info: dict) -> dict[str, float]:
 
 
 def cluster(index, threshold: float | None = None, min_faces: int = MIN_FACES,
-            include_low_quality: bool = False) -> ClusterReport:
+            include_low_quality: bool = False, relative: float = RELATIVE,
+            relative_min: int = RELATIVE_MIN) -> ClusterReport:
     """Group the index's faces that belong to no one yet into people.
 
     A new face joins the existing person it is most like (average similarity
@@ -127,7 +129,9 @@ def cluster(index, threshold: float | None = None, min_faces: int = MIN_FACES,
     face of the same photo is already there or the user rejected it from that
     person; the rest form new people of at least ``min_faces`` faces. Faces
     below the index's quality settings are left out unless
-    ``include_low_quality``. ``threshold`` overrides the same-person threshold.
+    ``include_low_quality``. ``threshold`` overrides the same-person threshold;
+    ``relative`` and ``relative_min`` the relative condition (0 turns it off;
+    see :func:`embedkit.people.cluster.agglomerate`).
     """
     started = time.time()
     merge_at, calibrated = cluster_threshold(index, threshold)
@@ -182,7 +186,7 @@ def cluster(index, threshold: float | None = None, min_faces: int = MIN_FACES,
             tags.append(frozenset(tags_of(faces[row][1], faces[row][2])))
         frozen = np.zeros(n_groups, bool)
         frozen[: len(existing)] = True
-        parent = agglomerate(Groups(sums, counts, tags, frozen), merge_at, RELATIVE, RELATIVE_MIN)
+        parent = agglomerate(Groups(sums, counts, tags, frozen), merge_at, relative, relative_min)
 
         report.faces = len(faces)
         report.considered = len(todo)

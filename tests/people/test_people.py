@@ -2,7 +2,6 @@
 
 import shutil
 
-import numpy as np
 import pytest
 
 from embedkit import people
@@ -40,8 +39,8 @@ def test_att_clusters_into_its_people(copy_att_index):
         listed = people.list_people(index)
     scores = clustering_report(truth, predicted)
     assert report.considered == 350 and report.low_quality == 0
-    assert scores["bcubed_f"] >= 0.98, scores
-    assert abs(len(listed["people"]) - 35) <= 1
+    assert scores["bcubed_f"] >= 0.98 and scores["bcubed_precision"] >= 0.99, scores
+    assert 35 <= len(listed["people"]) <= 38  # 35 people, a few of them split off a pair of photos
     assert listed["people"][0]["n_faces"] >= listed["people"][-1]["n_faces"]
     assert all(len(p["faces"]) <= 4 and p["faces"][0]["path"] for p in listed["people"])
 
