@@ -303,8 +303,8 @@ def markdown(results: dict) -> str:
     sp = results.get("speed")
     if sp:
         lines += ["", f"**Speed** (library `cluster()` on an index on disk, SQLite included; load average "
-                      f"{sp['load_average'][0]:.1f} on {os.cpu_count()} cores when measured, so not a measurement "
-                      f"of this code on a quiet machine): {sp['faces']} faces clustered in {sp['first_seconds']:.2f} s; "
+                      f"{sp['load_average'][0]:.1f} on {os.cpu_count()} cores when measured; a figure taken under load "
+                      f"is not a measurement): {sp['faces']} faces clustered in {sp['first_seconds']:.2f} s; "
                       f"{sp['new_faces']} new faces added and `cluster` run again: {sp['second_seconds']:.2f} s "
                       f"({sp['second']['considered']} faces looked at: the new ones and those left unassigned "
                       f"before)."]
