@@ -135,6 +135,98 @@ def _faiss(r) -> tuple[str, str]:
     return (f"{big / 1e6:g}M faces, fastest FAISS setting with recall@10 >= {target} (bench_faiss.py)", "; ".join(cells))
 
 
+def _lfw_other(litert, sface) -> tuple[str, str]:
+    cells = []
+    for name, r in (("`facenet` on the LiteRT runtime", litert), ("`sface` (OpenCV SFace int8)", sface)):
+        if r:
+            c = next((c for c in r["configs"] if c.get("config") == "yunet"), r["configs"][0])
+            cells.append(f"{name} {_pct(c['accuracy'])} ± {100 * c['accuracy_std']:.2f}"
+                         + (f", threshold {c['best_threshold']:.3f}" if "best_threshold" in c else ""))
+    return ("LFW, all 6,000 pairs, 10-fold, other inference paths, YuNet (bench_lfw.py --runtime / --backbone)",
+            "; ".join(cells))
+
+
+def _people(r) -> list[tuple[str, str]]:
+    rows = []
+    a, b = r.get("a"), r.get("b")
+    if a:
+        cells = [f"{name} F {a[key]['bcubed_f']:.4f} (precision {a[key]['bcubed_precision']:.4f})"
+                 for key, name in (("embedkit", "embedkit"), ("average_link", "average-link"), ("hdbscan", "HDBSCAN"))
+                 if key in a]
+        cells.append(f"embedkit's default setting (chosen by hand while looking at this set's errors: not held out) "
+                     f"F {a['default']['bcubed_f']:.4f} (precision {a['default']['bcubed_precision']:.4f})")
+        rows.append((f"Clustering LFW people with >= 5 photos ({a['n_photos']:,} photos, {a['n_people']} people), "
+                     "BCubed, same embeddings, each method at its setting tuned on other LFW people (bench_people.py)",
+                     "; ".join(cells)))
+    if b:
+        d = b["default"]
+        rows.append((f"Clustering all {b['n_photos']:,} LFW photos ({b['n_people']:,} people), default setting "
+                     "(bench_people.py)",
+                     f"BCubed F {d['bcubed_f']:.3f} at precision {d['bcubed_precision']:.3f}; {d['singletons_alone']:,} "
+                     f"of {d['true_singletons']:,} one-photo people stay alone"))
+    speed = r.get("speed")
+    if speed:
+        rows.append((f"Clustering speed: {speed['faces']:,} faces, then {speed['new_faces']} new ones (bench_people.py)",
+                     f"{speed['first_seconds']:.2f} s; {speed['second_seconds']:.2f} s"))
+    return rows
+
+
+def _calibrate(r) -> tuple[str, str]:
+    cells = [f"asked {run['far_target']:g}: held-out FAR {run['held_out']['far']:.2e}, TAR {_pct(run['held_out']['tar'])}"
+             for run in r["runs"]]
+    n = r["runs"][0]
+    return (f"`calibrate` on LFW identity folds ({n['n_people']:,} people, {n['folds']} identity-disjoint folds; "
+            "bench_calibrate.py)", "; ".join(cells))
+
+
+def _cold(r) -> list[tuple[str, str]]:
+    rows = []
+    jobs = r["jobs"]
+    names = {"compare": "cold `compare` of two photos", "query": "cold `query` against the 15k-face LFW index",
+             "index300": "`index` of 300 LFW photos"}
+    for job, name in names.items():
+        j = jobs.get(job)
+        if not j or "face_recognition" not in j:
+            continue
+        e, f = j["embedkit"], j["face_recognition"]
+        rows.append((f"{name}, whole process, median of {j['repeats']} alternating runs vs face_recognition's CLI "
+                     "(bench_cold.py)",
+                     f"{e['seconds']:.2f} s, {e['peak_mb']:.0f} MB vs {f['seconds']:.2f} s, {f['peak_mb']:.0f} MB "
+                     f"({j['time_ratio']:.2f}x the time)"))
+    extra = [f"unchanged re-`index` {jobs['reindex']['embedkit']['seconds']:.2f} s" if "reindex" in jobs else None,
+             f"missing photo fails in {jobs['fail']['embedkit']['seconds']:.2f} s" if "fail" in jobs else None]
+    extra = [x for x in extra if x]
+    if extra:
+        rows.append(("Cold start, no model loaded (bench_cold.py)", "; ".join(extra)))
+    return rows
+
+
+def _server(r) -> tuple[str, str]:
+    up = r.get("upload", r)
+    return (f"`embedkit serve`: a photo searched against {r.get('faces', 0):,} faces, upload to rendered answer, "
+            f"{r.get('queries', '')} uploads (bench_server.py)",
+            f"p50 {up['p50_ms']:.0f} ms, p99 {up['p99_ms']:.0f} ms")
+
+
+def _ray(r) -> tuple[str, str]:
+    cells = [f"{row['run']} {row['photos_per_s']:.1f} photos/s"
+             + (f" (overhead {100 * row['ray_overhead']:+.0f}%)" if "ray_overhead" in row else "")
+             for row in r["rows"] if not row["run"].startswith("writer")]
+    return (f"Indexing {r['photos']} LFW photos on this {r['cores']}-core machine: one process vs Ray (bench_ray.py)",
+            "; ".join(cells))
+
+
+def _scale(r) -> tuple[str, str]:
+    best = max(r["query"]["rows"], key=lambda row: row["recall_at_10"])
+    b = r["build"]
+    return (f"{b['n'] / 1e6:g}M synthetic faces, `{b['factory']}` memory-mapped, one thread (bench_scale.py)",
+            f"nprobe {best['nprobe']}: p50 {best['p50_ms']:.0f} ms, p99 {best['p99_ms']:.0f} ms, recall@10 "
+            f"{best['recall_at_10']:.3f}; {r['query']['rss_after_mb']:.0f} MB resident"
+            if "rss_after_mb" in r["query"] else
+            f"nprobe {best['nprobe']}: p50 {best['p50_ms']:.0f} ms, p99 {best['p99_ms']:.0f} ms, recall@10 "
+            f"{best['recall_at_10']:.3f}; {best['rss_after_mb']:.0f} MB resident; FAISS file {b['faiss_file_mb']:.0f} MB")
+
+
 def figure_rows() -> list[tuple[str, str]]:
     rows = []
     for name, make in (("lfw", _lfw), ("peers", _peers), ("att_query", _att_query)):
@@ -157,6 +249,19 @@ def figure_rows() -> list[tuple[str, str]]:
     faiss_results = _load("faiss")
     if faiss_results:
         rows.append(_faiss(faiss_results))
+    litert, sface = _load("lfw-litert"), _load("lfw-sface-opencv-onnx")
+    if litert or sface:
+        rows.insert(1, _lfw_other(litert, sface))
+    people = _load("people")
+    if people:
+        rows += _people(people)
+    for name, make in (("calibrate", _calibrate), ("server", _server), ("ray", _ray), ("scale", _scale)):
+        data = _load(name)
+        if data:
+            rows.append(make(data))
+    cold = _load("cold")
+    if cold:
+        rows += _cold(cold)
     return rows
 
 

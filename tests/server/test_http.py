@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-pytest.importorskip("starlette")
-pytest.importorskip("multipart")
+import starlette  # noqa: E402,F401  (the test extra installs the server; never skipped)
+import multipart  # noqa: E402,F401
 from starlette.testclient import TestClient  # noqa: E402
 
 BASE = "http://127.0.0.1:8765"

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from embedkit.cli import main
 
-httpx = pytest.importorskip("httpx")
-pytest.importorskip("uvicorn")
+import httpx  # noqa: E402  (the test extra installs it; never skipped)
+import uvicorn  # noqa: E402,F401
 
 
 def test_missing_index_is_one_line(tmp_path):
