@@ -175,8 +175,8 @@ def _calibrate(r) -> tuple[str, str]:
     cells = [f"asked {run['far_target']:g}: held-out FAR {run['held_out']['far']:.2e}, TAR {_pct(run['held_out']['tar'])}"
              for run in r["runs"]]
     n = r["runs"][0]
-    return (f"`calibrate` on LFW identity folds ({n['n_people']:,} people, {n['folds']} identity-disjoint folds; "
-            "bench_calibrate.py)", "; ".join(cells))
+    return (f"`calibrate` on LFW identity folds, {n['n_people']:,} people, {n['folds']} identity-disjoint folds "
+            "(bench_calibrate.py)", "; ".join(cells))
 
 
 def _cold(r) -> list[tuple[str, str]]:
