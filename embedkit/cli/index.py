@@ -144,7 +144,7 @@ def command(folder, index_dir, labels, min_face_size, min_face_score, factory, s
         def on_start(total):
             nonlocal bar
             # No rate or ETA until a first batch is embedded: start-up is no measure of speed.
-            bar = tqdm(total=total, unit="photo", desc="Embedding", disable=as_json, leave=False,
+            bar = tqdm(total=total, unit="photo", desc="Embedding", disable=as_json, leave=False, smoothing=0,
                        bar_format=STARTING_FORMAT)
 
         def progress(path):
