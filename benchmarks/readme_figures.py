@@ -146,6 +146,13 @@ def _lfw_other(litert, sface) -> tuple[str, str]:
             "; ".join(cells))
 
 
+def _fusion(r) -> tuple[str, str]:
+    cells = [f"{m['model']} {_pct(m['accuracy'])} ± {100 * m['accuracy_std']:.2f}" for m in r["models"]]
+    tests = [f"{name} vs {t['against']}: McNemar p = {t['p_value']:.2g} ({t['verdict']})" for name, t in r["mcnemar"].items()]
+    return (f"LFW, all {r['n_pairs']:,} pairs, 10-fold: score fusion of `facenet` and `sface` (bench_fusion.py)",
+            "; ".join(cells + tests))
+
+
 def _people(r) -> list[tuple[str, str]]:
     rows = []
     a, b = r.get("a"), r.get("b")
@@ -252,6 +259,9 @@ def figure_rows() -> list[tuple[str, str]]:
     litert, sface = _load("lfw-litert"), _load("lfw-sface-opencv-onnx")
     if litert or sface:
         rows.insert(1, _lfw_other(litert, sface))
+    fusion = _load("fusion")
+    if fusion:
+        rows.insert(2, _fusion(fusion))
     people = _load("people")
     if people:
         rows += _people(people)
