@@ -115,7 +115,7 @@ def _speed(r) -> list[tuple[str, str]]:
              f"{r['embed']['faces_per_second']:.0f} faces/s; YuNet {r['detect_yunet']['images_per_second']:.0f} photos/s")]
     iq = r.get("index_query")
     if iq:
-        rows.append((f"Index all {iq['index']['photos']:,} LFW photos ({iq['index']['faces']:,} faces) (bench_speed.py)",
+        rows.append((f"Index {iq['index']['photos']:,} LFW photos ({iq['index']['faces']:,} faces) (bench_speed.py)",
                      f"{iq['index']['seconds']:.0f} s"))
         rows.append(("Search one face / whole `query` of a photo, p50 (bench_speed.py)",
                      f"{iq['search']['p50_ms']:.2f} ms / {iq['query_image']['p50_ms']:.0f} ms"))
