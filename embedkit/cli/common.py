@@ -128,12 +128,7 @@ def require_files(paths) -> None:
     """
     for path in paths:
         if not os.path.lexists(path):
-            raise EmbedkitError(f"{escape(path)}: cannot be read (No such file or directory)")
-
-
-def escape(text) -> str:
-    """``text`` with control characters escaped, for one-line messages (see :func:`embedkit.textsafe.printable`)."""
-    return printable(text)
+            raise EmbedkitError(f"{printable(path)}: cannot be read (No such file or directory)")
 
 
 def encoder_options(func):

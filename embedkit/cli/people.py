@@ -1,16 +1,8 @@
-import re
-
 import click
 
 from embedkit.cli.common import emit, html_option, report_errors, write_page
 from embedkit.cli.index import index_option, open_index
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def printable(text) -> str:
-    """A name or path as one visible line: control characters escaped."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+from embedkit.textsafe import printable
 
 
 def json_option(func):

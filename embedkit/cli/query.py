@@ -1,6 +1,6 @@
 import click
 
-from embedkit.cli.common import (emit, encoder_options, escape, html_option, json_requested, make_pipeline,
+from embedkit.cli.common import (emit, encoder_options, html_option, json_requested, make_pipeline,
                                  report_errors, report_problem, require_files, write_page)
 from embedkit.cli.index import index_option, open_index
 from embedkit.textsafe import printable
@@ -48,12 +48,12 @@ def command(images, index_dir, k, all_matches, threshold, include_low_quality, a
 
         answer = answers[0]
         if answer["error"]:
-            raise EmbedkitError(f"{escape(answer['path'])}: {escape(answer['error'])}")
+            raise EmbedkitError(f"{printable(answer['path'])}: {printable(answer['error'])}")
         write_page(html, query_page(answer["path"], answer["faces"]), as_json)
     failed = [a for a in answers if a["error"]]
     emit(as_json, {**meta, "results": answers}, _text(answers))
     for answer in failed:
-        report_problem(f"{escape(answer['path'])}: {escape(answer['error'])}", as_json)
+        report_problem(f"{printable(answer['path'])}: {printable(answer['error'])}", as_json)
     if failed:
         raise SystemExit(1)
 
@@ -71,9 +71,9 @@ def expand_images(items) -> list[str]:
             problems = []
             found = [str(p) for p in walk_images(Path(item), problems)]
             for problem in problems:
-                report_problem(f"{escape(problem.path)}: {escape(problem.reason)}", json_requested())
+                report_problem(f"{printable(problem.path)}: {printable(problem.reason)}", json_requested())
             if not found:
-                raise EmbedkitError(f"{escape(item)}: is a directory with no images in it")
+                raise EmbedkitError(f"{printable(item)}: is a directory with no images in it")
             paths.extend(found)
         else:
             paths.append(str(item))

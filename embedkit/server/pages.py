@@ -12,7 +12,8 @@ import os
 
 from embedkit.errors import EmbedkitError
 from embedkit.faces.io import read_image
-from embedkit.server.render import printable, render, stylesheet
+from embedkit.server.render import render, stylesheet
+from embedkit.textsafe import printable
 from embedkit.server.thumbnails import Thumbnails, data_uri, encode_jpeg
 
 logger = logging.getLogger(__name__)

@@ -6,6 +6,7 @@ import functools
 from importlib import resources
 
 from embedkit.evaluation.reference import format_percent
+from embedkit.textsafe import printable
 
 
 @functools.lru_cache(maxsize=1)
@@ -28,14 +29,6 @@ def stylesheet() -> str:
 
 def render(template: str, **context) -> str:
     return environment().get_template(template).render(**context)
-
-
-def printable(text) -> str:
-    """``text`` with control characters escaped (``\\n``, ``\\x1b``), for one-line messages."""
-    text = str(text)
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def short_path(path) -> str:

@@ -20,7 +20,7 @@ from embedkit import people
 from embedkit.index import browse
 from embedkit.search import query_image
 from embedkit.server.app import TOKEN_FIELD, ServerState
-from embedkit.server.render import printable
+from embedkit.textsafe import printable
 from embedkit.server.thumbnails import data_uri, encode_jpeg
 
 UPLOAD_SIDE = 800
