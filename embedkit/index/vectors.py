@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from embedkit.errors import EmbedkitError
+from embedkit.hashing import sha256_of  # in chunks: a large index never sits in memory twice
 
 logger = logging.getLogger(__name__)
 
@@ -196,15 +197,6 @@ def _record(index, generation: int, sha256: str) -> dict:
             "ntotal": int(index.ntotal)}
 
 
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file, read in chunks (a large index never sits in memory twice)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(8 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def stage_file(index, folder: Path, generation: int) -> tuple[Path, dict]:
     """Write ``index`` to a temporary file in ``folder`` (synced to disk) and
     return it with the record that identifies it: generation, content checksum,
@@ -224,7 +216,7 @@ def stage_file(index, folder: Path, generation: int) -> tuple[Path, dict]:
             del writer
             f.flush()
             os.fsync(f.fileno())
-        return Path(tmp), _record(index, generation, file_sha256(Path(tmp)))
+        return Path(tmp), _record(index, generation, sha256_of(Path(tmp)))
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -287,6 +279,16 @@ def _utf8(path: Path) -> bool:
     return True
 
 
+def _read(path: Path, mapped: bool, data: bytes | None = None):
+    """A FAISS index from ``path``: memory-mapped when asked and FAISS can name the file (a UTF-8
+    path), else read whole (from ``data`` if already read)."""
+    import faiss
+
+    if mapped and _utf8(path):
+        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    return faiss.deserialize_index(np.frombuffer(path.read_bytes() if data is None else data, dtype=np.uint8))
+
+
 def read_checked(folder: Path, generation: int, record: dict | None, dim: int, search_params: str = "",
                  mapped: bool = False):
     """The FAISS index saved for ``generation``, checked against its ``record``.
@@ -302,8 +304,6 @@ def read_checked(folder: Path, generation: int, record: dict | None, dim: int, s
     and pages in only the lists a query probes (the checksum is still computed,
     reading the file once in chunks). Such an index must never be added to.
     """
-    import faiss
-
     path = vector_path(folder, generation)
     if not path.is_file():
         return None, None
@@ -314,16 +314,13 @@ def read_checked(folder: Path, generation: int, record: dict | None, dim: int, s
             return None, f"{path.name} is far larger than {record.get('ntotal')} vectors need"
         mapped = mapped and _utf8(path)  # FAISS maps only files it can name; others are read
         data = None if mapped else path.read_bytes()
-        sha256 = file_sha256(path) if mapped else hashlib.sha256(data).hexdigest()
+        sha256 = sha256_of(path) if mapped else hashlib.sha256(data).hexdigest()
     except OSError as exc:
         return None, f"{path.name} cannot be read ({exc.strerror or exc})"
     if sha256 != record.get("sha256"):
         return None, f"{path.name} is not the file written for generation {generation} (checksum differs)"
     try:
-        if mapped:
-            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-        else:
-            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        index = _read(path, mapped, data)
     except RuntimeError as exc:
         return None, f"{path.name} is unreadable ({str(exc).splitlines()[-1]})"
     if not _has_ids(index):
@@ -344,16 +341,11 @@ def load_index(folder: Path, generation: int, search_params: str = "", mapped: b
     file searched while an update runs (:func:`latest_index`; every match is
     rescored from the store), or a benchmark's own file.
     """
-    import faiss
-
     path = vector_path(folder, generation)
     if not path.is_file():
         return None
     try:
-        if _utf8(path):
-            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mapped else 0)
-        else:
-            index = faiss.deserialize_index(np.frombuffer(path.read_bytes(), dtype=np.uint8))
+        index = _read(path, mapped)
     except (RuntimeError, OSError) as exc:
         logger.warning("%s is unreadable (%s)", path, exc)
         return None
