@@ -32,7 +32,9 @@ def subject_face(faces: list, path: str) -> int:
     """Index in ``faces`` (largest first) of the face whose box centre is nearest the image centre."""
     if len(faces) == 1:
         return 0
-    size = image_size(path)
+    # The extractor records the size of the image the boxes were found in; the file's
+    # header is read again only for faces made without it.
+    size = getattr(faces[0], "image_size", None) or image_size(path)
     if size is None:
         return 0  # largest first
     cx, cy = size[0] / 2, size[1] / 2
