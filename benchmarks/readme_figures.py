@@ -52,11 +52,13 @@ def _peers(r) -> tuple[str, str]:
             " / ".join(_pct(a[k]["accuracy"]) for k in ("embedkit", "dlib", "deepface")))
 
 
-def _find(r) -> tuple[str, str]:
-    f = r["find"]
-    return (f"Whole `query` of a photo vs `DeepFace.find`, p50 over {f['photos']:,} photos (bench_peers.py)",
-            f"{f['embedkit_query']['p50_ms']:.0f} ms vs {f['deepface_find']['p50_ms']:.0f} ms "
-            f"({f['speedup_query_p50']:.1f}x)")
+def _find(r) -> list[tuple[str, str]]:
+    f = r.get("find")
+    if not f:
+        return []
+    return [(f"Whole `query` of a photo vs `DeepFace.find`, p50 over {f['photos']:,} photos (bench_peers.py)",
+             f"{f['embedkit_query']['p50_ms']:.0f} ms vs {f['deepface_find']['p50_ms']:.0f} ms "
+             f"({f['speedup_query_p50']:.1f}x)")]
 
 
 def _att_query(r) -> tuple[str, str]:
@@ -234,44 +236,36 @@ def _scale(r) -> tuple[str, str]:
             f"(measured at load {best['load_average_1min']:.0f} on 2 cores: shared machine)")
 
 
+# README rows in display order: the result files each row reads, and the function that makes
+# its row (or rows) from them. A row whose files are all missing is left out.
+SECTIONS = (
+    (("lfw",), _lfw),
+    (("lfw-litert", "lfw-sface-opencv-onnx"), _lfw_other),
+    (("fusion",), _fusion),
+    (("peers",), _peers),
+    (("att_query",), _att_query),
+    (("finetune_att", "finetune_lfw"), _att_lfw_finetune),
+    (("finetune_utkface",), _utkface),
+    (("finetune_shift",), _shift),
+    (("speed",), _speed),
+    (("peers",), _find),
+    (("faiss",), _faiss),
+    (("people",), _people),
+    (("calibrate",), _calibrate),
+    (("server",), _server),
+    (("ray",), _ray),
+    (("scale",), _scale),
+    (("cold",), _cold),
+)
+
+
 def figure_rows() -> list[tuple[str, str]]:
     rows = []
-    for name, make in (("lfw", _lfw), ("peers", _peers), ("att_query", _att_query)):
-        data = _load(name)
-        if data:
-            rows.append(make(data))
-    peers = _load("peers")
-    att, lfw = _load("finetune_att"), _load("finetune_lfw")
-    if att or lfw:
-        rows.append(_att_lfw_finetune(att, lfw))
-    for name, make in (("finetune_utkface", _utkface), ("finetune_shift", _shift)):
-        data = _load(name)
-        if data:
-            rows.append(make(data))
-    speed = _load("speed")
-    if speed:
-        rows += _speed(speed)
-    if peers and peers.get("find"):
-        rows.append(_find(peers))
-    faiss_results = _load("faiss")
-    if faiss_results:
-        rows.append(_faiss(faiss_results))
-    litert, sface = _load("lfw-litert"), _load("lfw-sface-opencv-onnx")
-    if litert or sface:
-        rows.insert(1, _lfw_other(litert, sface))
-    fusion = _load("fusion")
-    if fusion:
-        rows.insert(2, _fusion(fusion))
-    people = _load("people")
-    if people:
-        rows += _people(people)
-    for name, make in (("calibrate", _calibrate), ("server", _server), ("ray", _ray), ("scale", _scale)):
-        data = _load(name)
-        if data:
-            rows.append(make(data))
-    cold = _load("cold")
-    if cold:
-        rows += _cold(cold)
+    for names, make in SECTIONS:
+        data = [_load(name) for name in names]
+        if any(data):
+            made = make(*data)
+            rows += made if isinstance(made, list) else [made]
     return rows
 
 
