@@ -20,6 +20,7 @@ from embedkit.errors import EmbedkitError
 from embedkit.people.cluster import Groups, agglomerate
 from embedkit.people.quality import get_quality
 from embedkit.people.store import PeopleStore
+from embedkit.textsafe import printable
 
 logger = logging.getLogger(__name__)
 
@@ -302,7 +303,7 @@ def _check_name(name: str) -> str:
     if not text:
         raise EmbedkitError("a name cannot be empty")
     if _CONTROL.search(text):
-        raise EmbedkitError(f"name {text.encode('unicode_escape').decode()!r} holds control characters")
+        raise EmbedkitError(f"name '{printable(text)}' holds control characters")
     if text.isdigit():
         raise EmbedkitError(f"name {text!r} is all digits, which reads as a person id; choose another")
     if text == NEW:
