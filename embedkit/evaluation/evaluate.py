@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from embedkit.errors import EmbedkitError
 from embedkit.evaluation.metrics import group_report, retrieval_report, verification_report
 from embedkit.faces.select import subject_face
 
@@ -207,6 +208,9 @@ GROUP_FUNCTIONS = {"utkface": utkface_groups}
 def _folder_items(pipeline, images, copies: int, seed: int, progress):
     """Embeddings, labels, paths and a has-a-face mask of every image (plus augmented copies of
     those with a face); an image without a face keeps a zero vector and ``found`` False."""
+    if copies > 0 and pipeline.extractor.extra_framings:
+        raise EmbedkitError(f"augmented copies are made of one crop per face; {pipeline.encoder.backbone} "
+                            "takes several framings: evaluate it without --augment-copies")
     embedded = embed_images(pipeline, images.paths, progress, keep_crops=copies > 0)
     paths = list(images.paths)
     labels = images.labels

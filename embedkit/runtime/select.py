@@ -63,7 +63,7 @@ def load_encoder(model: str | os.PathLike | None = None, backbone: str | None = 
     if spec is not None and spec.runtime_loader is not None:
         if weights != PRETRAINED:
             raise ModelError(f"backbone {spec.name} only has its pretrained weights (got weights {weights!r})")
-        return spec.runtime_loader()
+        return spec.runtime_loader(job=job, backend=backend)
     if backend == "tensorflow":
         return _tensorflow(model, backbone, weights)
     conversion = _conversion(model, spec, weights)

@@ -159,9 +159,9 @@ def warm_up(index: FaceIndex, pipeline: FacePipeline) -> None:
     import numpy as np
 
     from embedkit.encoder import EAGER_MAX_FACES
+    from embedkit.faces.extract import blank_crops
 
-    size = pipeline.encoder.input_size
-    pipeline.encoder.encode(np.zeros((EAGER_MAX_FACES + 1, size, size, 3), np.uint8))
+    pipeline.encoder.encode(blank_crops(pipeline.extractor.framings, EAGER_MAX_FACES + 1))
     if pipeline.extractor.detector is not None:
         pipeline.extractor.detector.detect(np.zeros((64, 64, 3), np.uint8))
     if index.dim:

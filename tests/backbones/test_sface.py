@@ -38,3 +38,11 @@ def test_sface_tells_people_apart(sface, lfw_dir):
 
 def test_sface_threshold_is_calibrated(sface):
     assert sface.threshold == get_backbone("sface").threshold == pytest.approx(0.326)
+
+
+def test_sface_verdicts_use_its_calibrated_threshold(sface):
+    from embedkit.calibration import threshold_for
+    from embedkit.pipeline import FacePipeline
+
+    threshold = threshold_for(FacePipeline(sface))
+    assert threshold.calibrated and threshold.value == pytest.approx(0.326) and threshold.setting == "yunet"
