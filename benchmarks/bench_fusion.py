@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.bench_lfw import DEFAULT_IMAGES, DEFAULT_PAIRS  # noqa: E402
+from benchmarks.bench_lfw import DEFAULT_IMAGES, DEFAULT_PAIRS, lfw_pair_arrays  # noqa: E402
 from benchmarks.results import BENCH_DIR, markdown_table, write_json, write_section  # noqa: E402
 
 CACHE_DIR = BENCH_DIR / ".cache" / "fusion"
@@ -179,18 +179,9 @@ def main(argv=None) -> int:
     command = "python benchmarks/bench_fusion.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
     from embedkit.evaluation.metrics import mcnemar
-    from embedkit.evaluation.pairs import read_lfw_pairs
 
-    pairs = read_lfw_pairs(args.pairs)
-    if args.folds is not None:
-        kept = sorted({p.fold for p in pairs})[:args.folds]
-        pairs = [p for p in pairs if p.fold in kept]
-    paths_a = [str(args.images / p.path_a) for p in pairs]
-    paths_b = [str(args.images / p.path_b) for p in pairs]
     # Fold by fold, so an interrupted embedding run leaves whole folds cached (see --folds).
-    photos = list(dict.fromkeys(p for pair in zip(paths_a, paths_b) for p in pair))
-    same = np.array([p.same for p in pairs], dtype=bool)
-    folds = np.array([p.fold for p in pairs])
+    paths_a, paths_b, photos, same, folds = lfw_pair_arrays(args.pairs, args.images, args.folds)
 
     if args.embed_only:
         embed_backbone(args.embed_only, photos, args.runtime)

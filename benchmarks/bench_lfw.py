@@ -43,6 +43,25 @@ DEFAULT_PAIRS = FACES / "lfw" / "pairs.txt"
 DEFAULT_IMAGES = FACES / "lfw" / "lfw-deepfunneled"
 
 
+def lfw_pair_arrays(pairs_file: Path, images: Path, first_folds: int | None = None):
+    """``pairs.txt`` as arrays: paths of each pair's two photos, the distinct photos (in pair order),
+    same/different and fold per pair; ``first_folds`` keeps only the first K folds (quick checks)."""
+    import numpy as np
+
+    from embedkit.evaluation.pairs import read_lfw_pairs
+
+    pairs = read_lfw_pairs(pairs_file)
+    if first_folds is not None:
+        kept = sorted({p.fold for p in pairs})[:first_folds]
+        pairs = [p for p in pairs if p.fold in kept]
+    paths_a = [str(images / p.path_a) for p in pairs]
+    paths_b = [str(images / p.path_b) for p in pairs]
+    photos = list(dict.fromkeys(p for pair in zip(paths_a, paths_b) for p in pair))
+    same = np.array([p.same for p in pairs], dtype=bool)
+    folds = np.array([p.fold for p in pairs])
+    return paths_a, paths_b, photos, same, folds
+
+
 def parse_config(name: str) -> tuple[str | None, float]:
     """``yunet`` -> ("yunet", 1.0); ``cc0.7`` -> (None, 0.7)."""
     if name.startswith("cc"):

@@ -137,14 +137,27 @@ def _faiss(r) -> tuple[str, str]:
     return (f"{big / 1e6:g}M faces, fastest FAISS setting with recall@10 >= {target} (bench_faiss.py)", "; ".join(cells))
 
 
-def _lfw_other(litert, sface) -> tuple[str, str]:
+def _lfw_other(litert, sface, fused) -> tuple[str, str]:
     cells = []
-    for name, r in (("`facenet` on the LiteRT runtime", litert), ("`sface` (OpenCV SFace int8)", sface)):
+    for name, r in (("`facenet` on the LiteRT runtime", litert), ("`sface` (OpenCV SFace int8)", sface),
+                    ("`facenet+sface` (the fused backbone)", fused)):
         if r:
             c = next((c for c in r["configs"] if c.get("config") == "yunet"), r["configs"][0])
             cells.append(f"{name} {_pct(c['accuracy'])} ± {100 * c['accuracy_std']:.2f}"
                          + (f", threshold {c['best_threshold']:.3f}" if "best_threshold" in c else ""))
     return ("LFW, all 6,000 pairs, 10-fold, other inference paths, YuNet (bench_lfw.py --runtime / --backbone)",
+            "; ".join(cells))
+
+
+def _quant(r) -> tuple[str, str]:
+    cells = []
+    for v in r["variants"]:
+        cell = f"{v['variant']} {v['file_mb']:.0f} MB, {_pct(v['accuracy'])}"
+        if "drop_pp" in v:
+            cell += (f" ({v['drop_pp']:+.2f} pp drop, McNemar p = {v['mcnemar_vs_fp32']['p_value']:.2g}; "
+                     f"{v['speedup_32']:.2f}x fp32's speed on 32 faces)")
+        cells.append(cell)
+    return (f"LFW, all {r['n_pairs']:,} pairs, 10-fold: quantised LiteRT conversions of `facenet` (bench_quant.py)",
             "; ".join(cells))
 
 
@@ -191,7 +204,8 @@ def _calibrate(r) -> tuple[str, str]:
 def _cold(r) -> list[tuple[str, str]]:
     rows = []
     jobs = r["jobs"]
-    names = {"compare": "cold `compare` of two photos", "query": "cold `query` against the 15k-face LFW index",
+    names = {"compare": "cold `compare` of two photos", "compare-sface": "cold `compare --backbone sface`",
+             "compare-fused": "cold `compare --backbone facenet+sface`", "query": "cold `query` against the 15k-face LFW index",
              "index300": "`index` of 300 LFW photos"}
     for job, name in names.items():
         j = jobs.get(job)
@@ -240,7 +254,8 @@ def _scale(r) -> tuple[str, str]:
 # its row (or rows) from them. A row whose files are all missing is left out.
 SECTIONS = (
     (("lfw",), _lfw),
-    (("lfw-litert", "lfw-sface-opencv-onnx"), _lfw_other),
+    (("lfw-litert", "lfw-sface-opencv-onnx", "lfw-fused"), _lfw_other),
+    (("quant",), _quant),
     (("fusion",), _fusion),
     (("peers",), _peers),
     (("att_query",), _att_query),
