@@ -61,6 +61,7 @@ from embedkit.index.store import MetadataStore  # noqa: E402
 
 DIM = 128
 GENERATION = 1
+BUILD_FILE = "bench-build.json"  # in the index folder: the build's settings and figures, for --query-only
 
 
 def log(msg: str) -> None:
@@ -74,6 +75,13 @@ def _chunks(n: int, chunk: int):
 
 def _load() -> float:
     return round(os.getloadavg()[0], 2)
+
+
+def _peak_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 # ---------------------------------------------------------------- phase 1: build
@@ -98,8 +106,10 @@ def build(args, state: dict) -> None:
     gen_s = time.perf_counter() - t0
     log(f"sampled {len(train):,} training vectors and {len(xq)} queries in {gen_s:.0f}s")
 
+    faiss.omp_set_num_threads(args.build_threads)
     factory = args.factory
-    index = faiss.index_factory(DIM, vec.normalise_factory(factory, DIM), faiss.METRIC_INNER_PRODUCT)
+    index = vec.new_index(factory, DIM)
+    vec.skip_polysemous_training(index)  # as vec.build_index does
     t0 = time.perf_counter()
     index.train(train)
     train_s = time.perf_counter() - t0
@@ -117,6 +127,7 @@ def build(args, state: dict) -> None:
                              "source": "{}", "generation": str(GENERATION)})
         store.commit()
 
+    loads = []
     truth_d = np.full((len(xq), K), -np.inf, dtype=np.float32)
     truth_i = np.full((len(xq), K), -1, dtype=np.int64)
     add_s = store_s = 0.0
@@ -132,8 +143,9 @@ def build(args, state: dict) -> None:
             t0 = time.perf_counter()
             _store_chunk(store, ids, xb)
             store_s += time.perf_counter() - t0
+        loads.append(_load())
         log(f"chunk {number}: {start + size:,} / {args.n:,} added (add {add_s:.0f}s, store {store_s:.0f}s, "
-            f"load {_load()})")
+            f"load {loads[-1]})")
         del xb
     if store is not None:
         store.close()
@@ -153,8 +165,10 @@ def build(args, state: dict) -> None:
         "save_s": round(save_s, 1), "store_write_s": round(store_s, 1),
         "faiss_file_mb": round(path.stat().st_size / 2**20, 1),
         "store_file_mb": round((folder / STORE_FILE).stat().st_size / 2**20, 1) if store is not None else None,
-        "load_average_1min": _load(),
+        "build_threads": args.build_threads, "peak_rss_mb": round(_peak_rss_mib(), 1),
+        "load_average_1min": _load(), "mean_load_while_adding": round(float(np.mean(loads)), 2),
     }
+    (folder / BUILD_FILE).write_text(json.dumps({"config": state["config"], "build": state["build"]}, indent=2))
     log(f"build: {state['build']}")
 
 
@@ -239,8 +253,10 @@ def _markdown(state: dict, args) -> str:
     q = state.get("query", {})
     whole = state.get("read_whole", {})
     lines = [
-        f"Command: `nice -n 15 python benchmarks/bench_scale.py --n {args.n} --factory {args.factory} "
-        f"--train {args.train} --nprobe {','.join(map(str, args.nprobe))}` (then `--query-only` reruns the queries)",
+        f"Command: `nice -n 10 python benchmarks/bench_scale.py --n {args.n} --factory {args.factory} "
+        f"--train {args.train} --nprobe {','.join(map(str, args.nprobe))} --dir {args.dir}`; the queries alone "
+        f"(on the index it built): `python benchmarks/bench_scale.py --query-only {args.dir} --nprobe "
+        f"{','.join(map(str, args.nprobe))}`",
         "",
         f"{b.get('n', args.n):,} synthetic face-like 128-d unit vectors (as in `bench_faiss.py`, made in chunks of "
         f"{args.chunk:,}, each chunk its own identities), factory `{b.get('factory', args.factory)}` "
@@ -325,11 +341,14 @@ def main(argv=None) -> int:
     parser.add_argument("--factory", default="IVF4096,PQ32")
     parser.add_argument("--train", type=int, default=160_000, help="training vectors (about 40 per IVF list)")
     parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--nprobe", default="8,16,32,64")
-    parser.add_argument("--threads", type=int, default=1, help="FAISS threads")
+    parser.add_argument("--nprobe", default="64,128,256,512,1024")
+    parser.add_argument("--threads", type=int, default=1, help="FAISS threads for the queries")
+    parser.add_argument("--build-threads", type=int, default=os.cpu_count() or 1,
+                        help="FAISS threads for training and adding (default: all cores)")
     parser.add_argument("--dir", default="/tmp/embedkit-bench-scale", help="where the index folder is built")
     parser.add_argument("--no-store", action="store_true", help="FAISS file only (no SQLite store)")
-    parser.add_argument("--query-only", action="store_true", help="reuse the index built by an earlier run")
+    parser.add_argument("--query-only", nargs="?", const="", metavar="DIR",
+                        help="rerun only the queries on the index an earlier run built in DIR (default: --dir)")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--phase", choices=["query", "read-whole"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -341,8 +360,16 @@ def main(argv=None) -> int:
         print(json.dumps(result))
         return 0
 
-    saved = Path(__file__).resolve().parent / "results" / "scale.json"
-    state = json.loads(saved.read_text())["results"] if args.query_only and saved.exists() else {}
+    state: dict = {}
+    if args.query_only is not None:
+        args.dir = args.query_only or args.dir
+        built = Path(args.dir) / BUILD_FILE
+        if not built.is_file():
+            print(f"{built}: not found (build the index first: run without --query-only)", file=sys.stderr)
+            return 2
+        state = json.loads(built.read_text())
+        for key in ("n", "chunk", "factory", "train", "queries", "build_threads"):  # as it was built
+            setattr(args, key, state["config"][key])
 
     def save():
         if not args.no_write:
@@ -350,7 +377,7 @@ def main(argv=None) -> int:
             write_section("scale", _markdown(state, args))
 
     state["config"] = {k: v for k, v in vars(args).items() if k not in ("phase", "query_only")}
-    if not args.query_only:
+    if args.query_only is None:
         build(args, state)
         save()
     state["query"] = _in_subprocess(args, "query")
