@@ -226,7 +226,7 @@ def query(args) -> dict:
             "nprobe": nprobe, "p50_ms": round(float(np.percentile(lat, 50)), 2),
             "p99_ms": round(float(np.percentile(lat, 99)), 2), "recall_at_10": round(float(per_query.mean()), 4),
             # 95% interval of the mean over queries (normal approximation)
-            "recall_ci95": round(1.96 * float(per_query.std(ddof=1)) / np.sqrt(len(per_query)), 4),
+            "recall_ci95": round(1.96 * float(per_query.std(ddof=1)) / len(per_query) ** 0.5, 4),
             "rss_after_mb": round(_rss_mib(), 1), "rss_anon_mb": _status_mib("RssAnon"),
             "rss_file_mb": _status_mib("RssFile"), "load_average_1min": _load(),
         })
