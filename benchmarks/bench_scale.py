@@ -397,6 +397,7 @@ def main(argv=None) -> int:
         build(args, state)
         save()
     state["query"] = _in_subprocess(args, "query")
+    state["query"]["chosen_nprobe"] = (_chosen(state["query"]["rows"]) or {}).get("nprobe")
     save()
     state["read_whole"] = _in_subprocess(args, "read-whole")
     save()
