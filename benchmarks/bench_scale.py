@@ -55,6 +55,7 @@ except ImportError:  # pragma: no cover
     from benchmarks.bench_faiss import K, _recall, _rss_mib, face_like_vectors
     from benchmarks.results import markdown_table, write_json, write_section
 
+from embedkit.index import face_index  # noqa: E402
 from embedkit.index import vectors as vec  # noqa: E402
 from embedkit.index.face_index import STORE_FILE, FaceIndex  # noqa: E402
 from embedkit.index.store import MetadataStore  # noqa: E402
@@ -212,8 +213,9 @@ def query(args) -> dict:
     rss_open = _rss_mib()
     out = {"open_ms": round(open_ms, 1), "rss_before_open_mb": round(rss_start, 1),
            "rss_after_open_mb": round(rss_open, 1), "rows": []}
-    for nprobe in args.nprobe:
+    for nprobe, factor in ((n, f) for f in args.rescore for n in args.nprobe):
         vec.apply_search_params(index._index_for(index.store.generation)[0], f"nprobe={nprobe}")
+        face_index.RESCORE_FACTOR = factor  # candidates rescored per result (the product's setting is 10)
         found = np.empty((len(xq), K), np.int64)
         lat = np.empty(len(xq))
         for n, q in enumerate(xq):
@@ -223,14 +225,14 @@ def query(args) -> dict:
             found[n] = [m["face_id"] for m in matches] + [-1] * (K - len(matches))
         per_query = np.array([_recall(f[None], t[None]) for f, t in zip(found, truth)])
         out["rows"].append({
-            "nprobe": nprobe, "p50_ms": round(float(np.percentile(lat, 50)), 2),
+            "nprobe": nprobe, "rescore_factor": factor, "p50_ms": round(float(np.percentile(lat, 50)), 2),
             "p99_ms": round(float(np.percentile(lat, 99)), 2), "recall_at_10": round(float(per_query.mean()), 4),
             # 95% interval of the mean over queries (normal approximation)
             "recall_ci95": round(1.96 * float(per_query.std(ddof=1)) / len(per_query) ** 0.5, 4),
             "rss_after_mb": round(_rss_mib(), 1), "rss_anon_mb": _status_mib("RssAnon"),
             "rss_file_mb": _status_mib("RssFile"), "load_average_1min": _load(),
         })
-        log(f"nprobe={nprobe}: {out['rows'][-1]}")
+        log(f"nprobe={nprobe}, rescore x{factor}: {out['rows'][-1]}")
     index.close()
     return out
 
@@ -246,7 +248,7 @@ def read_whole_rss(args) -> dict:
 
 def _in_subprocess(args, phase: str) -> dict:
     cmd = [sys.executable, __file__, "--phase", phase, "--dir", str(args.dir), "--threads", str(args.threads),
-           "--nprobe", ",".join(map(str, args.nprobe))]
+           "--nprobe", ",".join(map(str, args.nprobe)), "--rescore", ",".join(map(str, args.rescore))]
     done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
     print("\n".join(line for line in done.stdout.splitlines() if not line.startswith("{")), flush=True)
     return json.loads(done.stdout.splitlines()[-1])
@@ -258,18 +260,19 @@ def _markdown(state: dict, args) -> str:
     b = state.get("build", {})
     q = state.get("query", {})
     whole = state.get("read_whole", {})
+    searched = f"--nprobe {','.join(map(str, args.nprobe))} --rescore {','.join(map(str, args.rescore))}"
     lines = [
         f"Command: `nice -n 10 python benchmarks/bench_scale.py --n {args.n} --factory {args.factory} "
-        f"--train {args.train} --nprobe {','.join(map(str, args.nprobe))} --dir {args.dir}`; the queries alone "
-        f"(on the index it built): `python benchmarks/bench_scale.py --query-only {args.dir} --nprobe "
-        f"{','.join(map(str, args.nprobe))}`",
+        f"--train {args.train} {searched} --dir {args.dir}`; the queries alone "
+        f"(on the index it built): `python benchmarks/bench_scale.py --query-only {args.dir} {searched}`",
         "",
         f"{b.get('n', args.n):,} synthetic face-like 128-d unit vectors (as in `bench_faiss.py`, made in chunks of "
         f"{args.chunk:,}, each chunk its own identities), factory `{b.get('factory', args.factory)}` "
         f"(trained on {b.get('train_vectors', '?'):,} vectors), {args.queries} queries of indexed identities, k={K}, "
         f"{args.threads} FAISS thread(s). Recall@10 is against exact search over all vectors. Query time is "
-        "`FaceIndex.search` per query (FAISS search on the memory-mapped file for 10 x k candidates, rescored "
-        "exactly with their vectors read from the SQLite store). `recall_ci95`: half-width of the 95% interval of "
+        "`FaceIndex.search` per query (FAISS search on the memory-mapped file for `rescore_factor` x k "
+        "candidates, rescored exactly with their vectors read from the SQLite store; embedkit uses "
+        f"{face_index.RESCORE_FACTOR}). `recall_ci95`: half-width of the 95% interval of "
         "the mean over the queries; two settings differ significantly when their intervals do not overlap. "
         "Resident memory after the queries (`rss_after_mb`) is the process's own memory (`rss_anon_mb`) plus "
         "mapped files (`rss_file_mb`): its libraries (~30 MB) and the pages of the memory-mapped FAISS file the "
@@ -285,7 +288,7 @@ def _markdown(state: dict, args) -> str:
         f"- the same FAISS file read into memory instead: +{whole.get('rss_growth_mb')} MB resident, "
         f"{whole.get('open_ms')} ms",
         "",
-        markdown_table(q.get("rows", []), ["nprobe", "p50_ms", "p99_ms", "recall_at_10", "recall_ci95",
+        markdown_table(q.get("rows", []), ["nprobe", "rescore_factor", "p50_ms", "p99_ms", "recall_at_10", "recall_ci95",
                                            "rss_after_mb", "rss_anon_mb", "rss_file_mb",
                                            "load_average_1min"]),
         "",
@@ -320,8 +323,8 @@ def _sharding(state: dict) -> str:
         "",
         f"**Sharding across machines (on paper; projections from the figures above).** Measured per face: "
         f"{faiss_b:.0f} bytes of FAISS file (PQ codes + id) and {store_b:.0f} bytes of SQLite store (file, "
-        f"content and face rows with the 512-byte vector). The chosen setting is nprobe={row['nprobe']} "
-        f"(p50 {row['p50_ms']} ms, recall@10 {row['recall_at_10']} at {n:,}).",
+        f"content and face rows with the 512-byte vector). The chosen setting is nprobe={row['nprobe']} with "
+        f"{row.get('rescore_factor', 10)} x k candidates rescored (p50 {row['p50_ms']} ms, recall@10 {row['recall_at_10']} at {n:,}).",
         "",
         f"- Each shard holds {SHARD_FACES:,} faces: its IVF-PQ file (~{faiss_b * SHARD_FACES / 2**30:.1f} GiB, "
         f"memory-mapped; RAM for the hot lists only), and the SQLite rows of its faces "
@@ -358,6 +361,8 @@ def main(argv=None) -> int:
     parser.add_argument("--train", type=int, default=160_000, help="training vectors (about 40 per IVF list)")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--nprobe", default="64,128,256,512,1024")
+    parser.add_argument("--rescore", default=str(face_index.RESCORE_FACTOR),
+                        help="candidates rescored per result, e.g. 10,40 (default: the product's)")
     parser.add_argument("--threads", type=int, default=1, help="FAISS threads for the queries")
     parser.add_argument("--build-threads", type=int, default=os.cpu_count() or 1,
                         help="FAISS threads for training and adding (default: all cores)")
@@ -369,6 +374,7 @@ def main(argv=None) -> int:
     parser.add_argument("--phase", choices=["query", "read-whole"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.nprobe = [int(s) for s in str(args.nprobe).split(",") if s]
+    args.rescore = [int(s) for s in str(args.rescore).split(",") if s]
     faiss.omp_set_num_threads(args.threads)
 
     if args.phase:
@@ -397,7 +403,8 @@ def main(argv=None) -> int:
         build(args, state)
         save()
     state["query"] = _in_subprocess(args, "query")
-    state["query"]["chosen_nprobe"] = (_chosen(state["query"]["rows"]) or {}).get("nprobe")
+    state["query"]["chosen"] = {key: (_chosen(state["query"]["rows"]) or {}).get(key)
+                                for key in ("nprobe", "rescore_factor")}
     save()
     state["read_whole"] = _in_subprocess(args, "read-whole")
     save()
