@@ -219,7 +219,8 @@ def _server(r) -> tuple[str, str]:
 
 
 def _ray(r) -> tuple[str, str]:
-    cells = [f"{row['run']} {row['photos_per_s']:.1f} photos/s"
+    cells = [f"{row['run']} {row.get('photos_per_s_after_startup', row['photos_per_s']):.1f} photos/s"
+             + (" after its pool's start-up" if "photos_per_s_after_startup" in row else "")
              + (f" (overhead {100 * row['ray_overhead']:+.0f}%)" if "ray_overhead" in row else "")
              for row in r["rows"] if not row["run"].startswith("writer")]
     return (f"Indexing {r['photos']} LFW photos on this {r['cores']}-core machine: one process vs Ray (bench_ray.py)",
