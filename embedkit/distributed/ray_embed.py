@@ -15,8 +15,9 @@ paths, so they need the same paths (shared storage) and the same model files.
 Ray actors are used directly rather than Ray Data's ``map_batches`` with an
 actor pool: the writer needs results in order, per-file errors and a bounded
 stream, which actors give without converting faces to Arrow tables, and the
-extra stays Ray core alone (Ray Data adds pyarrow and pandas). The two were
-not measured against each other.
+extra stays Ray core alone (Ray Data adds pyarrow and pandas).
+``benchmarks/bench_ray.py --ray-data`` runs the same indexing both ways (Ray
+Data: ``map_batches`` over an actor pool, one encoder per actor) to compare them.
 """
 
 from __future__ import annotations

@@ -85,3 +85,28 @@ def test_a_large_index_never_reads_all_vectors(ivf_index, gallery, monkeypatch):
         matches = index.search(query, k=5)[0]
     assert len(matches) == 5 and str(removed) not in [m["path"] for m in matches]
     assert matches[0]["label"] == "s7"
+
+
+def test_pq_training_skips_polysemous_annealing_unless_ht_is_set(ivf_index):
+    """FAISS's factory turns on polysemous training for PQ codes (minutes of annealing
+    for PQ32 at any size); without ``ht`` no search uses it, so embedkit turns it off
+    and the index is the one the ``np`` ("no polysemous") factory makes."""
+    from embedkit.index import vectors as vec
+
+    with FaceIndex.open(ivf_index) as index:
+        ids, vectors = zip(*((i, np.frombuffer(blob, np.float32))
+                             for i, blob in index.store.db.execute("SELECT id, vector FROM faces ORDER BY id")))
+    ids, vectors = np.array(ids, np.int64), np.stack(vectors)
+    assert faiss.index_factory(vectors.shape[1], FACTORY).do_polysemous_training  # FAISS's default
+
+    built = vec.build_index(FACTORY, vectors.shape[1], ids, vectors, "nprobe=4")
+    assert not faiss.downcast_index(faiss.extract_index_ivf(built)).do_polysemous_training
+    plain = faiss.index_factory(vectors.shape[1], FACTORY + "np", faiss.METRIC_INNER_PRODUCT)
+    plain.train(vectors)
+    plain.add_with_ids(vectors, ids)
+    plain.nprobe = 4
+    assert np.array_equal(vec.search(built, vectors, 5)[1], plain.search(vectors, 5)[1])
+
+    # A Hamming threshold (polysemous search) needs the polysemous codes: then FAISS's training stays on.
+    with_ht = vec.build_index(FACTORY, vectors.shape[1], ids, vectors, "nprobe=4,ht=30")
+    assert faiss.downcast_index(faiss.extract_index_ivf(with_ht)).do_polysemous_training
