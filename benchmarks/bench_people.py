@@ -341,27 +341,36 @@ def bootstrap_f_difference(truth, labels_a, labels_b, samples: int = BOOTSTRAP_S
 
 # -- the dlib baseline's encodings -----------------------------------------------------------------
 
-def dlib_main_faces(venv: Path, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def dlib_main_faces(venv: Path, paths: list[str], cached_only: bool = False):
     """face_recognition's encoding of each photo's main face (embedkit's rule, :func:`main_face`, on
-    face_recognition's own boxes) and whether it found a face; encodes what the cache lacks first."""
+    face_recognition's own boxes), whether it found a face, and whether the photo is encoded at all:
+    the worker first encodes what its cache lacks, unless ``cached_only``."""
+    from benchmarks.dlib_people_worker import photo_stamp
     from embedkit.faces.extract import main_face
 
     with tempfile.TemporaryDirectory(prefix="bench-people-dlib-") as work:
         listing = Path(work) / "paths.txt"
         listing.write_text("\n".join(paths))
         done = subprocess.run([str(venv / "bin" / "python"), str(DLIB_WORKER), "encode", "--paths-file",
-                               str(listing), "--cache-dir", str(CACHE_DIR)], check=True, capture_output=True,
-                              text=True)
+                               str(listing), "--cache-dir", str(CACHE_DIR)]
+                              + (["--cached-only"] if cached_only else []),
+                              check=True, stdout=subprocess.PIPE, text=True)
     cache = Path(done.stdout.strip().splitlines()[-1])
+    vectors = np.zeros((len(paths), 128), np.float32)
+    found = np.zeros(len(paths), bool)
+    encoded = np.zeros(len(paths), bool)
+    if not cache.is_file():
+        return vectors, found, encoded
     with np.load(cache, allow_pickle=False) as data:
         cached = {k: data[k] for k in data.files}
     row_of = {p: i for i, p in enumerate(cached["paths"].tolist())}
     first = np.searchsorted(cached["photo"], np.arange(len(cached["paths"])))
     last = np.searchsorted(cached["photo"], np.arange(len(cached["paths"])), side="right")
-    vectors = np.zeros((len(paths), 128), np.float32)
-    found = np.zeros(len(paths), bool)
     for i, path in enumerate(paths):
-        p = row_of[path]
+        p = row_of.get(path)
+        if p is None or str(cached["stamps"][p]) != photo_stamp(path):
+            continue  # not encoded yet, or the photo changed since
+        encoded[i] = True
         if first[p] == last[p]:
             continue
         height, width = (int(v) for v in cached["image_sizes"][p])
@@ -369,7 +378,7 @@ def dlib_main_faces(venv: Path, paths: list[str]) -> tuple[np.ndarray, np.ndarra
                  for j in range(first[p], last[p])]
         vectors[i] = cached["vectors"][first[p] + main_face(faces)]
         found[i] = True
-    return vectors, found
+    return vectors, found, encoded
 
 
 # -- speed -----------------------------------------------------------------------------------------
@@ -456,7 +465,7 @@ def _row(method: str, r: dict) -> dict:
 
 def _noise(r: dict) -> str:
     if "no_face" in r:
-        return f"{r['no_face']} photos without a face"
+        return f"{r['no_face']} without a face"
     return f"{100 * r['noise']:.1f}%" if "noise" in r else ""
 
 
@@ -548,9 +557,21 @@ def markdown(results: dict) -> str:
                       f"{sp['new_faces']} new faces added and `cluster` run again: {sp['second_seconds']:.2f} s "
                       f"({sp['second']['considered']} faces looked at: the new ones and those left unassigned "
                       f"before)."]
-    if not results.get("dlib"):
+    dlib = results.get("dlib")
+    if not dlib:
         lines += ["", "Not run this time: face_recognition / dlib `chinese_whispers_clustering` (`--no-dlib`, or "
                       "no peers' virtualenv: `python benchmarks/bench_peers.py --setup`)."]
+    else:
+        names = {"tune": "the tune set (2-4 photos)", "a": "set (a)", "b": "set (b)"}
+        if dlib["photos_without_face"]:
+            lines += ["", "Photos where face_recognition finds no face (each its own cluster): "
+                          + ", ".join(f"{names[k]}: {v}" for k, v in dlib["photos_without_face"].items()) + "."]
+        if dlib["not_run"]:
+            lines += ["", "face_recognition + dlib not run on "
+                          + "; ".join(f"{names[k]} ({v}: its encodings were not finished)"
+                                      for k, v in dlib["not_run"].items()) + "."
+                      + (" Without the tune set there is no 'tuned on 2-4' chinese_whispers row."
+                         if "tune" in dlib["not_run"] else "")]
     return "\n".join(lines)
 
 
@@ -560,6 +581,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--no-dlib", action="store_true", help="Leave out the face_recognition + dlib baseline.")
+    parser.add_argument("--dlib-cached-only", action="store_true",
+                        help="Encode no photos for the dlib baseline: run it on the sets its cache already covers.")
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV,
                         help="The peers' virtualenv with face_recognition and dlib (bench_peers.py --setup).")
     args = parser.parse_args(argv)
@@ -597,23 +620,28 @@ def quality(data: dict, args) -> dict:
         sets["b"] = np.ones(len(people), bool)
     results: dict = {"photos_without_face": faces["no_face"]}
     sample = {"truth": people, "facenet": faces["vectors"]}
-    methods: tuple[str, ...] = ("embedkit", "average_link", "hdbscan")
-    use_dlib = not args.no_dlib and (args.venv / "bin" / "python").exists()
-    if use_dlib:
+    base: tuple[str, ...] = ("embedkit", "average_link", "hdbscan")
+    dlib_in = dict.fromkeys(sets, False)  # sets whose every photo face_recognition has encoded
+    if not args.no_dlib and (args.venv / "bin" / "python").exists():
         needed = np.logical_or.reduce(list(sets.values()))
         vectors = np.zeros((len(people), 128), np.float32)
         found = np.zeros(len(people), bool)
-        vectors[needed], found[needed] = dlib_main_faces(args.venv, faces["paths"][needed].tolist())
+        encoded = np.zeros(len(people), bool)
+        vectors[needed], found[needed], encoded[needed] = dlib_main_faces(
+            args.venv, faces["paths"][needed].tolist(), args.dlib_cached_only)
         sample.update(dlib=vectors, dlib_found=found, venv=args.venv)
-        methods += ("chinese_whispers",)
+        dlib_in = {k: bool(encoded[m].all()) for k, m in sets.items()}
         results["dlib"] = {"recipe": "face_recognition.face_locations (HOG, upsample 1) + face_encodings; "
                                      "main face by embedkit's rule", "venv": str(args.venv),
-                           "photos_without_face": {k: int((~found[m]).sum()) for k, m in sets.items()}}
-    results["cv"] = cross_validate(subset(sample, sets["a"]), methods)
+                           "photos_without_face": {k: int((~found[m]).sum()) for k, m in sets.items() if dlib_in[k]},
+                           "not_run": {k: f"{int(encoded[m].sum())} of {int(m.sum())} photos encoded"
+                                       for k, m in sets.items() if not dlib_in[k]}}
+    with_dlib = base + ("chinese_whispers",)
+    results["cv"] = cross_validate(subset(sample, sets["a"]), with_dlib if dlib_in["a"] else base)
     tune = subset(sample, sets["tune"])
     results["tune_set"] = _size(tune["truth"])
     chosen, results["tune_runs"] = {}, {}
-    for method in methods:
+    for method in with_dlib if dlib_in["tune"] else base:
         runs = sweep(method, tune, "tune")
         results["tune_runs"][method] = runs
         chosen[method] = best(runs, TARGET_PRECISION)
@@ -622,16 +650,17 @@ def quality(data: dict, args) -> dict:
         if key not in sets:
             continue
         part = subset(sample, sets[key])
+        methods = [m for m in chosen if m != "chinese_whispers" or dlib_in[key]]
         block = {**_size(part["truth"]), "default": run_setting("embedkit", part, library_default())[0]}
         for method in methods:
             block[method] = run_setting(method, part, chosen[method])[0]
             print(f"{key} {method} tuned: F {block[method]['bcubed_f']:.4f} "
                   f"P {block[method]['bcubed_precision']:.4f}", flush=True)
-        if use_dlib:
+        if dlib_in[key]:
             block["chinese_whispers_documented"] = run_setting(
                 "chinese_whispers", part, chinese_whispers_setting(CHINESE_WHISPERS_DOCUMENTED))[0]
         if key == "a":
-            block["oracle_runs"] = {m: sweep(m, part, key) for m in methods}
+            block["oracle_runs"] = {m: sweep(m, part, key) for m in (with_dlib if dlib_in["a"] else base)}
             block["oracle"] = {m: best(runs) for m, runs in block["oracle_runs"].items()}
         results[key] = block
     return results

@@ -89,10 +89,14 @@ def save(path: Path, key: str, lists: dict) -> None:
     os.replace(tmp, path)
 
 
-def encode(paths: list[str], cache_dir: Path, save_every: int) -> Path:
+def encode(paths: list[str], cache_dir: Path, save_every: int, cached_only: bool = False) -> Path:
+    """The cache file, after encoding the photos it lacks (``cached_only``: none; the caller checks
+    which photos it holds, by path and stamp)."""
     key = cache_key()
     path = cache_file(cache_dir, key)
     data = load(path, key)
+    if cached_only:
+        return path
     if data:
         cached = dict(zip(data["paths"].tolist(), data["stamps"].tolist()))
         if all(cached.get(p) == photo_stamp(p) for p in paths):
@@ -176,13 +180,14 @@ def main(argv=None) -> int:
     enc.add_argument("--paths-file", type=Path, required=True)
     enc.add_argument("--cache-dir", type=Path, required=True)
     enc.add_argument("--save-every", type=int, default=200)
+    enc.add_argument("--cached-only", action="store_true", help="Encode nothing; print the cache file.")
     cl = sub.add_parser("cluster")
     cl.add_argument("--vectors", type=Path, required=True)
     cl.add_argument("--thresholds", required=True)
     cl.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.command == "encode":
-        print(encode(args.paths_file.read_text().splitlines(), args.cache_dir, args.save_every))
+        print(encode(args.paths_file.read_text().splitlines(), args.cache_dir, args.save_every, args.cached_only))
     else:
         cluster(args.vectors, [float(t) for t in args.thresholds.split(",")], args.out)
     return 0
