@@ -55,6 +55,7 @@ Writes section ``people`` of ``benchmarks/RESULTS.md`` and
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -551,7 +552,8 @@ def markdown(results: dict) -> str:
                       f"{', '.join(str(t) for t in CHINESE_WHISPERS_THRESHOLDS)}."]
     sp = results.get("speed")
     if sp:
-        lines += ["", f"**Speed** (library `cluster()` on an index on disk, SQLite included; load average "
+        lines += ["", f"**Speed** (`{results.get('speed_command') or results['command']}`; "
+                      f"library `cluster()` on an index on disk, SQLite included; load average "
                       f"{sp['load_average'][0]:.1f} on {os.cpu_count()} cores when measured; a figure taken under load "
                       f"is not a measurement): {sp['faces']} faces clustered in {sp['first_seconds']:.2f} s; "
                       f"{sp['new_faces']} new faces added and `cluster` run again: {sp['second_seconds']:.2f} s "
@@ -592,10 +594,11 @@ def main(argv=None) -> int:
     results: dict = {"command": "python benchmarks/bench_people.py " + " ".join(argv or sys.argv[1:]),
                      "model_id": str(data["model_id"]), "cache": str(path.name)}
     previous = RESULTS_JSON_DIR / "people.json"
-    if args.speed_only and previous.is_file():  # keep the quality results, replace the speed figures
-        import json
-
-        results = {**json.loads(previous.read_text())["results"], "speed_command": results["command"]}
+    before = json.loads(previous.read_text())["results"] if previous.is_file() else {}
+    if args.speed_only and before:  # keep the quality results, replace the speed figures
+        results = {**before, "speed_command": results["command"]}
+    elif args.no_speed and "speed" in before:  # keep the speed figures measured before (on a quiet machine)
+        results.update(speed=before["speed"], speed_command=before.get("speed_command", before["command"]))
     if not args.no_speed or args.speed_only:
         results["speed"] = speed(data)
         print(f"speed: {results['speed']['faces']} faces {results['speed']['first_seconds']} s, "
