@@ -156,7 +156,8 @@ def _fusion(r) -> tuple[str, str]:
 
 
 PEOPLE_METHODS = (("embedkit", "embedkit"), ("average_link", "average-link"), ("hdbscan", "HDBSCAN"),
-                  ("chinese_whispers", "face_recognition + dlib chinese_whispers"))
+                  ("chinese_whispers", "face_recognition + dlib chinese_whispers"),
+                  ("chinese_whispers_documented", "chinese_whispers at its documented 0.5"))
 
 
 def _people(r) -> list[tuple[str, str]]:
