@@ -27,6 +27,12 @@ def _f(p: float, r: float) -> float:
     return 2 * p * r / (p + r) if p + r > 0 else 0.0
 
 
+def bcubed_items(truth, predicted) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's BCubed precision and recall (their means are the BCubed scores)."""
+    truth, predicted, together, true_sizes, pred_sizes = _contingency(truth, predicted)
+    return together / pred_sizes[predicted], together / true_sizes[truth]
+
+
 def clustering_report(truth, predicted) -> dict:
     """BCubed and pairwise precision/recall/F of cluster labels ``predicted`` against ``truth``.
 

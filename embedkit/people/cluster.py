@@ -52,7 +52,7 @@ class Groups:
 
 
 def agglomerate(groups: Groups, threshold: float, relative: float = 0.0, relative_min: int = RELATIVE_MIN,
-                neighbours: int = NEIGHBOURS) -> np.ndarray:
+                neighbours: int = NEIGHBOURS, ceiling: float | None = None) -> np.ndarray:
     """Merge ``groups`` as the module says; returns, for each input group, the index of the
     group it ended in (a representative input group index).
 
@@ -61,7 +61,8 @@ def agglomerate(groups: Groups, threshold: float, relative: float = 0.0, relativ
     times the geometric mean of their own within-group similarities. Two
     tight groups of lookalike people (whose faces are all near one another)
     then stay apart, while a loose group of one person's varied photos still
-    takes in its other pieces.
+    takes in its other pieces. ``ceiling`` caps what the relative condition
+    asks: two groups at least that similar merge however tight they are.
     """
     n = len(groups.counts)
     parent = np.arange(n)
@@ -91,7 +92,7 @@ def agglomerate(groups: Groups, threshold: float, relative: float = 0.0, relativ
                 within = ((sums[candidates] ** 2).sum(1) - n_c) / (n_c * (n_c - 1))
             within[n_c < relative_min] = np.nan
         found, dead = _best_partners(means, candidates, frozen[candidates], rows, tags, threshold, neighbours,
-                                     within, relative)
+                                     within, relative, ceiling)
         best[candidates[rows]] = found
         stale[candidates[rows]] = False
         active[candidates[rows[dead]]] = False
@@ -130,7 +131,8 @@ def agglomerate(groups: Groups, threshold: float, relative: float = 0.0, relativ
 
 
 def _best_partners(means: np.ndarray, ids: np.ndarray, frozen: np.ndarray, rows: np.ndarray,
-                   tags: list[frozenset], threshold: float, neighbours: int, within=None, relative: float = 0.0):
+                   tags: list[frozenset], threshold: float, neighbours: int, within=None, relative: float = 0.0,
+                   ceiling: float | None = None):
     """For the candidate ``rows``: the most similar allowed partner at or above ``threshold``
     (a group id from ``ids``, or -1), and whether the row can never merge again."""
     import faiss
@@ -164,7 +166,7 @@ def _best_partners(means: np.ndarray, ids: np.ndarray, frozen: np.ndarray, rows:
                     continue
                 if row_tags and row_tags & tags[ids[other]]:
                     continue
-                if within is not None:
+                if within is not None and (ceiling is None or sim < ceiling):
                     tight = [w for w in (within[row], within[other]) if w == w]
                     if len(tight) == 2 and sim < relative * float(np.exp(np.mean(np.log(np.maximum(tight, 1e-6))))):
                         continue
@@ -177,11 +179,11 @@ def _best_partners(means: np.ndarray, ids: np.ndarray, frozen: np.ndarray, rows:
 
 
 def cluster_vectors(vectors: np.ndarray, threshold: float, photos=None, relative: float = 0.0,
-                    relative_min: int = RELATIVE_MIN) -> np.ndarray:
+                    relative_min: int = RELATIVE_MIN, ceiling: float | None = None) -> np.ndarray:
     """Cluster unit ``vectors`` (one face each) into labels ``0..C-1``, largest cluster first.
 
     ``photos`` (optional) names each face's photo: faces of one photo never share a label.
-    ``relative`` and ``relative_min`` as in :func:`agglomerate`.
+    ``relative``, ``relative_min`` and ``ceiling`` as in :func:`agglomerate`.
     """
     vectors = np.asarray(vectors, np.float32)
     n = len(vectors)
@@ -195,7 +197,8 @@ def cluster_vectors(vectors: np.ndarray, threshold: float, photos=None, relative
             if len(members) > 1:
                 for i in members:
                     tags[i] = frozenset({("photo", photo)})
-    parent = agglomerate(Groups(vectors, np.ones(n), tags, np.zeros(n, bool)), threshold, relative, relative_min)
+    parent = agglomerate(Groups(vectors, np.ones(n), tags, np.zeros(n, bool)), threshold, relative, relative_min,
+                         ceiling=ceiling)
     return relabel(parent)
 
 

@@ -64,3 +64,23 @@ def test_a_rejected_face_never_joins_that_group():
     tags = [frozenset({("existing",), ("rejected", 1)}), frozenset({("rejected", 1)})]
     parent = agglomerate(Groups(sums, np.array([3, 1]), tags, np.array([True, False])), 0.5)
     assert parent[1] == 1
+
+
+def _two_tight_halves(between: float, n: int = 5, seed: int = 0):
+    """One person's photos in two tight groups (e.g. with and without glasses) whose mean similarity is ``between``."""
+    rng = np.random.default_rng(seed)
+    axes = np.linalg.qr(rng.normal(size=(32, 32)))[0]
+    u, w = axes[0], axes[1]
+    angle = np.arccos(between) / 2  # the two group centres, each this far from their bisector
+    centres = [np.cos(angle) * u + np.sin(angle) * w, np.cos(angle) * u - np.sin(angle) * w]
+    vectors = np.concatenate([c + 0.02 * rng.normal(size=(n, 32)) for c in centres])
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_the_relative_condition_keeps_tight_groups_apart_unless_they_reach_the_ceiling():
+    vectors = _two_tight_halves(0.68)
+    # within each half the similarity is ~0.99: the relative condition asks 0.8 * 0.99 > 0.68
+    assert len(set(cluster_vectors(vectors, 0.6, relative=0.8, relative_min=4))) == 2
+    assert len(set(cluster_vectors(vectors, 0.6, relative=0.8, relative_min=4, ceiling=0.65))) == 1
+    assert len(set(cluster_vectors(vectors, 0.6, relative=0.8, relative_min=4, ceiling=0.7))) == 2
+    assert len(set(cluster_vectors(vectors, 0.6))) == 1  # without the relative condition they merge anyway
