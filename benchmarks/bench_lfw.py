@@ -156,6 +156,9 @@ def main(argv=None) -> int:
     from embedkit.runtime import load_encoder
 
     encoder = load_encoder(args.model, None if args.model else args.backbone, job="bulk", backend=args.runtime)
+    if hasattr(encoder, "for_job"):
+        # The back-end a bulk job of all the pairs' photos runs on, so the label names what embedded them.
+        encoder = encoder.for_job(len({p for pair in read_lfw_pairs(args.pairs) for p in (pair.path_a, pair.path_b)}))
     backend = getattr(encoder, "backend", "tensorflow")
     model_label = (f"fine-tuned model `{args.model.name}` ({encoder.backbone})" if args.model
                    else f"`{args.backbone}` pretrained") + f", {backend} runtime"

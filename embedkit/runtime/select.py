@@ -17,12 +17,10 @@ logger = logging.getLogger(__name__)
 JOBS = ("single", "bulk")
 BACKENDS = ("auto", "tensorflow", "litert")
 # A bulk job expected to embed at least this many faces runs on TensorFlow's
-# frozen graph when its LiteRT conversion is float32: on a quiet 2-core CPU
-# TensorFlow embeds facenet about twice as fast as float32 LiteRT, which repays
-# importing TensorFlow and tracing the graph from a few thousand faces on
-# (`python benchmarks/bench_cold.py --backends` measures the break-even).
-# Quantised conversions (int8-dynamic) are faster than TensorFlow at every
-# job size, so they never switch.
+# frozen graph: on a quiet 2-core CPU it embeds facenet at 91 faces/s against
+# LiteRT's 47 (issue 10's measurements), which repays importing TensorFlow and
+# tracing the graph (about 15 s) from about 1,500 faces on. Re-measure with
+# `python benchmarks/bench_cold.py --backends`.
 BULK_TF_MIN_FACES = 2000
 
 
@@ -38,16 +36,9 @@ class Conversion:
     metadata: dict
     # A model folder's config: what it says of its embeddings, checked against the conversion's.
     claimed: dict | None = None
-    # The conversion's quantisation (litert.QUANTIZATIONS), None for float32.
-    quantization: str | None = None
 
-    @property
-    def backend(self) -> str:
-        """The back-end's name: ``litert``, or ``litert-<quantization>``."""
-        return "litert" if self.quantization is None else f"litert-{self.quantization}"
-
-    def key(self) -> str:
-        return cache.cache_key(self.weights_sha256, self.config, self.backend)
+    def key(self, backend: str) -> str:
+        return cache.cache_key(self.weights_sha256, self.config, backend)
 
 
 def load_encoder(model: str | os.PathLike | None = None, backbone: str | None = None, weights: str = PRETRAINED,
@@ -83,7 +74,7 @@ def load_encoder(model: str | os.PathLike | None = None, backbone: str | None = 
             raise ModelError(f"cannot run this model on LiteRT ({why})")
         logger.info("running on TensorFlow (%s)", why)
         return _tensorflow(model, backbone, weights)
-    key = conversion.key()
+    key = conversion.key("litert")
     roots = cache.candidate_roots(conversion.beside)
     entry = cache.find_entry(key, roots)
     if entry is None:
@@ -94,7 +85,7 @@ def load_encoder(model: str | os.PathLike | None = None, backbone: str | None = 
                 raise ModelError("the LiteRT conversion failed; see the log (-v)")
             return encoder
     encoder = _compiled(entry, conversion)
-    if job == "bulk" and backend == "auto" and conversion.quantization is None:
+    if job == "bulk" and backend == "auto":
         encoder.bulk_loader = lambda: _tensorflow(model, backbone, weights)
         encoder.bulk_min_faces = BULK_TF_MIN_FACES
     return encoder
@@ -135,8 +126,7 @@ def _conversion(model, spec, weights: str) -> Conversion | None:
         from embedkit.backbones.weights import ensure_weights
 
         path = ensure_weights(spec.pinned_weights)
-        return Conversion([spec.pinned_weights.sha256], shaping, path.parent, spec.threshold, PRETRAINED, {},
-                          quantization=spec.litert_quantization)
+        return Conversion([spec.pinned_weights.sha256], shaping, path.parent, spec.threshold, PRETRAINED, {})
     from embedkit.backbones.weights import local_weights_file
 
     path = local_weights_file(weights)
@@ -146,11 +136,11 @@ def _conversion(model, spec, weights: str) -> Conversion | None:
 def _convert(encoder, conversion: Conversion, key: str, roots) -> cache.Entry | None:
     logger.warning("Converting the %s encoder for fast start-up (once; cached)", encoder.backbone)
     try:
-        flatbuffer = litert.convert(encoder, conversion.quantization)
+        flatbuffer = litert.convert(encoder)
     except Exception as exc:  # the TensorFlow encoder still works: use it
         logger.warning("could not convert the encoder to LiteRT (%s); using TensorFlow", exc)
         return None
-    meta = {"backend": conversion.backend, "quantization": conversion.quantization, "model_id": encoder.model_id, "embedding_dim": encoder.embedding_dim,
+    meta = {"backend": "litert", "model_id": encoder.model_id, "embedding_dim": encoder.embedding_dim,
             "backbone": encoder.backbone, "preprocessing": encoder.preprocessing.get_config(),
             "weights_sha256": conversion.weights_sha256, "config": conversion.config}
     entry = cache.write_entry(key, roots, flatbuffer, litert.MODEL_FILE, meta)
@@ -182,5 +172,5 @@ def _compiled(entry: cache.Entry, conversion: Conversion):
     meta = entry.meta
     path = entry.model_path
     return CompiledEncoder(meta["backbone"], Preprocessing.from_config(meta["preprocessing"]),
-                           meta["embedding_dim"], entry.model_id, lambda: litert.LiteRTModel(path), conversion.backend,
+                           meta["embedding_dim"], entry.model_id, lambda: litert.LiteRTModel(path), "litert",
                            conversion.threshold, conversion.weights_source, conversion.metadata)
