@@ -55,6 +55,7 @@ Writes section ``people`` of ``benchmarks/RESULTS.md`` and
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -130,10 +131,22 @@ def subset(sample: dict, mask) -> dict:
     return {k: (v[mask] if isinstance(v, np.ndarray) else v) for k, v in sample.items()}
 
 
+@functools.lru_cache(maxsize=1)
+def facenet_ceiling() -> float | None:
+    """The relative condition's ceiling ``embedkit cluster`` uses for pretrained facenet with YuNet
+    (the score only STRANGER_SHARE of strangers' pairs reach in facenet's packaged impostor reference)."""
+    from embedkit.evaluation.reference import packaged_reference
+    from embedkit.people.people import STRANGER_SHARE
+
+    reference = packaged_reference("facenet")
+    return None if reference is None else reference.score_at(1.0 - STRANGER_SHARE)
+
+
 def embedkit_labels(vectors, threshold, relative, relative_min):
     from embedkit.people.cluster import cluster_vectors
 
-    return cluster_vectors(vectors, threshold, relative=relative, relative_min=relative_min)
+    return cluster_vectors(vectors, threshold, relative=relative, relative_min=relative_min,
+                           ceiling=facenet_ceiling() if relative else None)
 
 
 def average_link_labels(vectors, distance):

@@ -86,6 +86,10 @@ class ImpostorReference:
         t = 1.0 if span <= 0 else (score - scores[lo]) / span
         return float(levels[lo] + t * (levels[hi] - levels[lo]))
 
+    def score_at(self, level: float) -> float:
+        """The impostor score at quantile ``level`` (0..1): the inverse of :meth:`fraction_below`."""
+        return float(np.interp(float(level), self.levels, self.scores))
+
     def describe(self) -> str:
         """One line: where the table comes from."""
         about = self.about

@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 CLUSTER_MARGIN = 0.1
 RELATIVE = 0.8
 RELATIVE_MIN = 4
+# Two groups more alike than all but this share of pairs of strangers merge
+# however tight each is (the relative condition's ceiling), where the model's
+# impostor reference for the index's face setting says where that is.
+STRANGER_SHARE = 1e-4
 # A cluster of fewer faces stays unassigned (and is tried again next time).
 MIN_FACES = 2
 NEW = "new"
@@ -46,6 +50,7 @@ class ClusterReport:
     index: str
     threshold: float
     calibrated: bool
+    relative_ceiling: float | None = None
     faces: int = 0
     considered: int = 0
     joined_existing: int = 0
@@ -90,19 +95,58 @@ def index_threshold(index):
     return Threshold(UNCALIBRATED_THRESHOLD, False, setting, "default (uncalibrated)")
 
 
-def _source_thresholds(source: dict, info: dict) -> dict[str, float]:
-    """Thresholds of the model an index was built with, read from its spec or folder (no weights loaded)."""
+def relative_ceiling(index) -> float | None:
+    """The similarity above which two groups merge however tight each is: the score only
+    :data:`STRANGER_SHARE` of strangers' pairs reach, from the impostor reference of the index's
+    model made with the index's face setting; None where there is no such reference."""
+    from embedkit.calibration import face_setting
+    from embedkit.evaluation.reference import METADATA_KEY, ImpostorReference, packaged_reference
+
+    source, info = index.source, index.info
+    try:
+        if source.get("model_dir"):
+            metadata = _model_config(source["model_dir"]).get("metadata", {})
+            reference = ImpostorReference.from_dict(metadata[METADATA_KEY]) if METADATA_KEY in metadata else None
+        elif source.get("weights", "pretrained") == "pretrained":
+            reference = packaged_reference(source.get("backbone") or info.get("backbone") or "facenet")
+            if reference is not None and reference.about.get("model_id") != info.get("model_id"):
+                reference = None
+        else:
+            reference = None
+    except (KeyError, TypeError, ValueError) as exc:
+        logger.warning("the model's impostor reference is unreadable (%s); clustering without a ceiling", exc)
+        return None
+    made_with = (reference.about.get("face_setting") if reference is not None else None) or {}
+    if not made_with:
+        return None
+    ours = face_setting(None if source.get("no_detect") else source.get("detector", "yunet"),
+                        source.get("center_crop", 1.0), bool(source.get("flip")))
+    if face_setting(made_with.get("detector"), made_with.get("center_crop", 1.0)) != ours:
+        return None
+    return reference.score_at(1.0 - STRANGER_SHARE)
+
+
+def _model_config(folder) -> dict:
+    """A model folder's config (read as JSON, no weights loaded); {} if it cannot be read."""
     import json
     from pathlib import Path
 
-    from embedkit.backbones import get_backbone
-    from embedkit.calibration import face_setting
     from embedkit.encoder import CONFIG_FILE
 
+    try:
+        return json.loads((Path(folder) / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _source_thresholds(source: dict, info: dict) -> dict[str, float]:
+    """Thresholds of the model an index was built with, read from its spec or folder (no weights loaded)."""
+    from embedkit.backbones import get_backbone
+    from embedkit.calibration import face_setting
+
     if source.get("model_dir"):
-        try:
-            config = json.loads((Path(source["model_dir"]) / CONFIG_FILE).read_text())
-        except (OSError, ValueError):
+        config = _model_config(source["model_dir"])
+        if not config:
             return {}
         found = {}
         metadata = config.get("metadata", {})
@@ -136,9 +180,11 @@ def cluster(index, threshold: float | None = None, min_faces: int = MIN_FACES,
     """
     started = time.time()
     merge_at, calibrated = cluster_threshold(index, threshold)
+    ceiling = relative_ceiling(index) if relative else None
     people = PeopleStore(index.store)
     dim = index.dim
-    report = ClusterReport(index=str(index.folder), threshold=round(merge_at, 4), calibrated=calibrated)
+    report = ClusterReport(index=str(index.folder), threshold=round(merge_at, 4), calibrated=calibrated,
+                           relative_ceiling=None if ceiling is None else round(ceiling, 4))
     if dim is None:
         return report
     quality = get_quality(index.store)
@@ -187,7 +233,7 @@ def cluster(index, threshold: float | None = None, min_faces: int = MIN_FACES,
             tags.append(frozenset(tags_of(faces[row][1], faces[row][2])))
         frozen = np.zeros(n_groups, bool)
         frozen[: len(existing)] = True
-        parent = agglomerate(Groups(sums, counts, tags, frozen), merge_at, relative, relative_min)
+        parent = agglomerate(Groups(sums, counts, tags, frozen), merge_at, relative, relative_min, ceiling=ceiling)
 
         report.faces = len(faces)
         report.considered = len(todo)

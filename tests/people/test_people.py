@@ -43,6 +43,27 @@ def test_att_clusters_into_its_people(copy_att_index):
     assert 35 <= len(listed["people"]) <= 38  # 35 people, a few of them split off a pair of photos
     assert listed["people"][0]["n_faces"] >= listed["people"][-1]["n_faces"]
     assert all(len(p["faces"]) <= 4 and p["faces"][0]["path"] for p in listed["people"])
+    assert report.relative_ceiling is None  # no impostor reference for whole-image faces
+
+
+def test_all_of_att_with_default_face_settings(att_dir, facenet_encoder, tmp_path):
+    """All 40 AT&T people, indexed as `embedkit index` does by default (YuNet, alignment)."""
+    from embedkit.cli.common import pipeline_source
+    from embedkit.evaluation.reference import packaged_reference
+    from embedkit.faces import FaceExtractor
+    from embedkit.pipeline import FacePipeline
+
+    pipeline = FacePipeline(facenet_encoder, FaceExtractor(facenet_encoder.input_size))
+    with FaceIndex.create(tmp_path / "index") as index:
+        index.update(att_dir, pipeline, labels=True, source=pipeline_source({}))
+        report = people.cluster(index)
+        truth, predicted = _truth_and_clusters(index)
+    # Tight groups merge above the score only 1 in 10,000 pairs of strangers reach (facenet's LFW table).
+    assert report.relative_ceiling == pytest.approx(packaged_reference("facenet").score_at(1 - 1e-4), abs=1e-4)
+    scores = clustering_report(truth, predicted)
+    assert report.considered == 400 and scores["n_people"] == 40
+    assert scores["bcubed_precision"] == 1.0 and scores["bcubed_f"] >= 0.99, scores
+    assert 40 <= scores["n_clusters"] <= 41, scores  # s31: two poses 0.58 alike, kept apart
 
 
 def test_corrections_survive_new_photos_and_a_new_cluster(copy_att_index, att_dir, tmp_path, facenet_encoder):
