@@ -84,11 +84,10 @@ def lfw_crops(max_images: int, size: int = 160) -> dict:
     return {"paths": paths, "crops": crops, "kept": kept, "pairs": pairs}
 
 
-def shifted_inputs(data: dict, shift: str | None, val_fraction: float = 0.1):
-    """``(images, split, faces)`` for :func:`embedkit.training.finetune`: folds 1-9 people train
-    and validate, fold 10 people test; every crop under ``shift`` (None: clean)."""
+def face_inputs(data: dict, val_fraction: float = 0.1):
+    """``(images, split, faces, paths)`` for :func:`embedkit.training.finetune`: folds 1-9 people train
+    and validate, fold 10 people test; clean crops (the trainer applies ``FinetuneConfig.shift``)."""
     from embedkit.data.folders import LabelledImages
-    from embedkit.data.shifts import apply_shift
     from embedkit.data.splits import Split
     from embedkit.training.dataset import FaceSet
 
@@ -106,13 +105,7 @@ def shifted_inputs(data: dict, shift: str | None, val_fraction: float = 0.1):
     split = Split(sorted(set(rest) - set(val)), val, test, seed=0)
     images = LabelledImages([str(LFW_IMAGES / p) for p in paths], labels, names, str(LFW_IMAGES))
     part = split.part_of(labels).astype(str)
-    crops = data["crops"]
-    if shift is not None:
-        crops = crops.copy()
-        for name, seed in (("train", 1), ("val", 2), ("test", 3)):  # other random draws per part
-            rows = np.flatnonzero(part == name)
-            crops[rows] = apply_shift(shift, crops[rows], seed=seed)
-    faces = FaceSet(crops, labels, part, np.arange(len(paths)), np.zeros(len(paths), dtype=bool))
+    faces = FaceSet(data["crops"], labels, part, np.arange(len(paths)), np.zeros(len(paths), dtype=bool))
     return images, split, faces, paths
 
 
@@ -138,7 +131,7 @@ def clean_reference(data: dict, config) -> dict:
     from embedkit.encoder import Encoder
     from embedkit.evaluation import best_threshold
 
-    _, split, faces, paths = shifted_inputs(data, None)
+    _, split, faces, paths = face_inputs(data)
     val, test = faces.indices("val"), faces.indices("test")
     cache = CACHE / f"clean_{hashlib.sha256(str((len(paths), val.tolist(), test.tolist())).encode()).hexdigest()[:16]}.npz"
     if cache.is_file():
@@ -167,7 +160,12 @@ def variant_name(args) -> str:
     parts = [f"head {args.epochs} ep @ {args.lr:g}"] if args.epochs else []
     if args.unfreeze:
         parts.append(f"top {args.unfreeze} blocks {args.unfreeze_epochs} ep @ {args.unfreeze_lr:g}")
-    return " + ".join(parts) + f", {args.pairs} pairs/ep"
+    name = " + ".join(parts) + f", {args.pairs} pairs/ep"
+    if args.margin is not None:
+        name += f", margin {args.margin:g}"
+    if args.hard_negatives:
+        name += f", {args.hard_negatives:g} hard negatives"
+    return name
 
 
 def sampled_test(report: dict) -> dict:
@@ -184,13 +182,14 @@ def run_one(data: dict, shift: str, loss: str, args, clean: dict) -> dict:
     from embedkit.evaluation.metrics import mcnemar, small_sample_warnings
     from embedkit.training import FinetuneConfig, finetune
 
-    images, split, faces, paths = shifted_inputs(data, shift)
+    images, split, faces, paths = face_inputs(data)
     out = OUT / f"{shift}_{loss}_{re.sub(r'[^A-Za-z0-9.]+', '_', variant_name(args))}"
     config = FinetuneConfig(data=str(LFW_IMAGES), out=str(out), backbone="facenet",
                             epochs=args.epochs, unfreeze=args.unfreeze, unfreeze_epochs=args.unfreeze_epochs,
-                            learning_rate=args.lr, unfreeze_learning_rate=args.unfreeze_lr, loss=loss,
+                            learning_rate=args.lr, unfreeze_learning_rate=args.unfreeze_lr, loss=loss, shift=shift,
                             head_units=(128,),
                             pairs_per_epoch=args.pairs, patience=args.patience, eval_pairs=3000,
+                            margin=args.margin, hard_negatives=args.hard_negatives,
                             feature_cache=str(CACHE / "features"), seed=0)
     t0 = time.perf_counter()
     result = finetune(config, images=images, split=split, faces=faces, progress=sys.stderr.isatty())
@@ -358,6 +357,9 @@ def main() -> None:
     parser.add_argument("--unfreeze-lr", type=float, default=1e-4)
     parser.add_argument("--pairs", type=int, default=8000, help="pairs per epoch (a triplet epoch embeds as many faces)")
     parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--margin", type=float, default=None, help="the loss's margin (default: the loss's own)")
+    parser.add_argument("--hard-negatives", type=float, default=0.0,
+                        help="contrastive: fraction of different pairs mined as hard negatives each epoch")
     parser.add_argument("--prepare", action="store_true", help="only align and cache the crops")
     parser.add_argument("--render", action="store_true",
                         help="only rewrite the RESULTS.md section from the stored JSON (and the runs' model folders)")

@@ -5,8 +5,10 @@
 1. :func:`_images_and_split`: read the labelled photos, split people into
    train / validation / test (identity-disjoint);
 2. :func:`_face_set`: align every face once (plus augmented copies), or take
-   the faces given;
-3. :func:`_held_out`: the validation and test pairs;
+   the faces given; :func:`_shifted`: with ``shift``, every crop under that
+   domain shift (the clean training crops kept for ``distill``'s teacher);
+3. :func:`_held_out`: the validation and test pairs; :func:`_teacher_targets`:
+   for ``distill``, the starting model's embeddings of the clean training crops;
 4. :func:`_fit`: train in up to two phases, ``head`` (the backbone frozen,
    its outputs computed once, optionally kept in ``feature_cache``) and
    ``unfreeze`` (the top ``unfreeze`` blocks train with the head at a lower
@@ -32,7 +34,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,7 @@ from embedkit.data.batches import identity_batches
 from embedkit.data.folders import LabelledImages, drop_duplicates, load_labelled_images
 from embedkit.data.mining import hard_negative_pairs
 from embedkit.data.pairs import sample_pairs
+from embedkit.data.shifts import apply_shift
 from embedkit.data.splits import Split, split_identities
 from embedkit.encoder import Encoder
 from embedkit.errors import EmbedkitError
@@ -107,6 +110,7 @@ class _HeldOut:
     val_pairs: tuple
     test_pairs: tuple
     copies_only: bool
+    train_targets: np.ndarray | None = None
 
 
 @dataclass
@@ -203,7 +207,7 @@ class _Trainable:
             return apply(tape, value)
 
         @tf.function(reduce_retracing=True)
-        def label_step(x, labels):
+        def label_step(x, labels):  # labels: person labels, or target embeddings (``targets`` losses)
             with tf.GradientTape() as tape:
                 value = loss_fn(embed(x, True), labels, margin)
             return apply(tape, value)
@@ -288,9 +292,12 @@ def finetune(config: FinetuneConfig, images: LabelledImages | None = None, split
     identity = _identity_head(encoder.network, spec.output_dim)
     t0 = time.perf_counter()
     faces, extractor = _face_set(config, images, split, encoder, faces, progress)
+    faces, clean_crops = _shifted(config, faces)
     timings = {"faces_s": time.perf_counter() - t0}
     held_out = _held_out(config, faces)
     _check_trainable_data(config, held_out)
+    if LOSSES[config.loss].inputs == "targets":
+        held_out.train_targets = _teacher_targets(config, encoder, clean_crops[held_out.train], progress)
 
     encoder.metadata = {
         "finetune": config.to_dict(),
@@ -330,6 +337,38 @@ def _face_set(config: FinetuneConfig, images, split, encoder: Encoder, faces, pr
     faces = build_face_set(images, split, extractor, config.n_augment_copies, config.seed, progress)
     logger.info("crops: %s", faces.counts())
     return faces, extractor.describe()
+
+
+def _shifted(config: FinetuneConfig, faces: FaceSet) -> tuple[FaceSet, np.ndarray]:
+    """The face set under ``config.shift`` (each part its own draws) and the clean crops."""
+    if config.shift is None:
+        return faces, faces.crops
+    crops = faces.crops.copy()
+    for offset, part in enumerate(("train", "val", "test"), start=1):
+        rows = faces.indices(part)
+        if rows.size:
+            crops[rows] = apply_shift(config.shift, faces.crops[rows], seed=config.seed + offset)
+    logger.info("every crop under the %s shift", config.shift)
+    return replace(faces, crops=crops), faces.crops
+
+
+def _teacher_targets(config: FinetuneConfig, encoder: Encoder, clean_crops: np.ndarray, progress: bool) -> np.ndarray:
+    """The starting encoder's embeddings of the clean training crops (kept in ``feature_cache``)."""
+    path = None
+    if config.feature_cache:
+        head = f"teacher head {config.head_units} seed {config.seed}"
+        path = Path(config.feature_cache) / f"teacher_{_features_key(config, clean_crops, head)}.npy"
+        targets = _load_cached(path, (len(clean_crops), encoder.embedding_dim))
+        if targets is not None:
+            logger.info("teacher embeddings from %s", path)
+            return targets
+    t0 = time.perf_counter()
+    targets = encoder.encode(clean_crops)
+    encoder.refresh()  # its compiled graph holds the starting weights
+    logger.info("teacher embeddings of %d clean training crops in %.0f s", len(clean_crops), time.perf_counter() - t0)
+    if path is not None:
+        _store_cached(path, targets)
+    return targets
 
 
 def _held_out(config: FinetuneConfig, faces: FaceSet) -> _HeldOut:
@@ -545,6 +584,10 @@ def _train_epoch(config: FinetuneConfig, trainable: _Trainable, source, held_out
         n_batches = max(1, -(-n_pairs // config.batch_size))
         batches = identity_batches(labels, n_batches, 2 * config.batch_size, config.faces_per_person, seed)
         steps = [(trainable.label_step, (train_idx[b], labels[b])) for b in batches]
+    elif trainable.loss.inputs == "targets":
+        order = np.random.default_rng(seed).permutation(np.resize(np.arange(len(train_idx)), 2 * n_pairs))
+        steps = [(trainable.label_step, (train_idx[b], held_out.train_targets[b]))
+                 for b in np.array_split(order, max(1, -(-n_pairs // config.batch_size)))]
     else:
         ia, ib, same = _epoch_pairs(labels, n_pairs, seed, config.hard_negatives, trainable, source, train_idx)
         steps = []
