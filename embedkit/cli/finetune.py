@@ -78,14 +78,14 @@ def _head(value: str) -> tuple[int, ...]:
 @click.option("--unfreeze-learning-rate", default=1e-4, show_default=True, type=float)
 @click.option("--loss", default="contrastive", show_default=True, type=click.Choice(sorted(LOSSES)),
               help="contrastive: Siamese pairs; triplet: semi-hard triplets mined in batches of people x faces; "
-                   "distill (with --shift): each shifted face pulled onto the starting model's embedding of it unshifted.")
+                   "arcface: additive-angular-margin identity head over the training people; distill (with --shift): each shifted face pulled onto the starting model's embedding of it unshifted.")
 @click.option("--margin", default=None, type=float,
               help="The loss's margin [default: contrastive 1.4 (distance of unit vectors), triplet 0.2 "
-                   "(squared distance), distill 0 (1 - cos)].")
+                   "(squared distance), arcface 0.5 (radians), distill 0 (1 - cos)].")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2),
               help="Pairs per step (a triplet step embeds as many faces).")
 @click.option("--faces-per-person", default=4, show_default=True, type=click.IntRange(2),
-              help="With --loss triplet: faces of each person in a batch.")
+              help="With --loss triplet or arcface: faces of each person in a batch.")
 @click.option("--pairs-per-epoch", default=0, show_default=True, type=click.IntRange(0),
               help="Pairs drawn each epoch; 0 = 5 per training crop (2,000 to 30,000).")
 @click.option("--hard-negatives", default=0.0, show_default=True, type=click.FloatRange(0, 1),

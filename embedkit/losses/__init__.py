@@ -4,12 +4,15 @@
 to a :class:`Loss`: the function, what it takes (``pairs``: two embedding
 batches and a same/different label per pair; ``labels``: one embedding batch
 and a person label per embedding; ``targets``: one embedding batch and a
-teacher's embedding of each same face) and its default margin.
+teacher's embedding of each same face; ``classes``: one embedding batch, a
+class (training person, numbered from 0) per embedding and the class centres
+the trainer learns with the encoder) and its default margin.
 """
 
 from dataclasses import dataclass
 from typing import Callable
 
+from embedkit.losses.arcface import ARCFACE_MARGIN, arcface_loss
 from embedkit.losses.contrastive import contrastive_loss, contrastive_loss_from_distance
 from embedkit.losses.distillation import DISTILLATION_MARGIN, distillation_loss
 from embedkit.losses.triplet import TRIPLET_MARGIN, triplet_semihard_loss
@@ -20,7 +23,7 @@ CONTRASTIVE_MARGIN = 1.4
 
 @dataclass(frozen=True)
 class Loss:
-    """A registered loss: ``function``, its ``inputs`` (``pairs``, ``labels`` or ``targets``), its default ``margin``."""
+    """A registered loss: ``function``, its ``inputs`` (``pairs``, ``labels``, ``targets`` or ``classes``), its default ``margin``."""
 
     name: str
     function: Callable
@@ -32,7 +35,8 @@ LOSSES = {
     "contrastive": Loss("contrastive", contrastive_loss, "pairs", CONTRASTIVE_MARGIN),
     "triplet": Loss("triplet", triplet_semihard_loss, "labels", TRIPLET_MARGIN),
     "distill": Loss("distill", distillation_loss, "targets", DISTILLATION_MARGIN),
+    "arcface": Loss("arcface", arcface_loss, "classes", ARCFACE_MARGIN),
 }
 
-__all__ = ["CONTRASTIVE_MARGIN", "LOSSES", "Loss", "contrastive_loss", "contrastive_loss_from_distance",
+__all__ = ["CONTRASTIVE_MARGIN", "LOSSES", "Loss", "arcface_loss", "contrastive_loss", "contrastive_loss_from_distance",
            "distillation_loss", "triplet_semihard_loss"]

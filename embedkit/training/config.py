@@ -61,16 +61,19 @@ class FinetuneConfig:
         unfreeze_learning_rate: of the second phase (lower, not to undo pretraining).
         loss: a name in :data:`embedkit.losses.LOSSES`: ``contrastive``
             (Siamese pairs), ``triplet`` (semi-hard triplets mined in
-            batches of several people x several faces) or ``distill`` (with
+            batches of several people x several faces), ``arcface`` (an
+            additive-angular-margin identity head: one centre per training
+            person, starting at the person's mean embedding, learnt with the
+            encoder; same batches as triplet) or ``distill`` (with
             ``shift``: each shifted training face's embedding pulled onto
             the starting model's embedding of the same face unshifted).
         margin: the loss's margin; None = its default (contrastive: 1.4, in
             Euclidean distance between unit vectors, different people pushed
             to about orthogonal; triplet: 0.2, in squared distance, FaceNet's;
-            distill: 0, in ``1 - cos``).
+            arcface: 0.5 radians; distill: 0, in ``1 - cos``).
         batch_size: pairs per step (contrastive); a triplet step embeds as
             many faces as a pair step (``2 * batch_size``).
-        faces_per_person: faces of each person in a triplet batch.
+        faces_per_person: faces of each person in a triplet (or arcface) batch.
         pairs_per_epoch: pairs drawn afresh each epoch; 0 = 5 per training
             crop, at least 2,000 and at most 30,000. A triplet epoch embeds
             as many faces (``2 * pairs_per_epoch``).

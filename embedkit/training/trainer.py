@@ -112,6 +112,11 @@ class _HeldOut:
     copies_only: bool
     train_targets: np.ndarray | None = None
 
+    @property
+    def train_classes(self) -> np.ndarray:
+        """The training people numbered ``0 .. K-1`` (``classes`` losses)."""
+        return np.unique(self.train_labels, return_inverse=True)[1]
+
 
 @dataclass
 class _Fit:
@@ -166,7 +171,8 @@ def _identity_head(network, backbone_dim: int) -> bool:
 class _Trainable:
     """The trainable top of the encoder: backbone tail (optional) -> head -> L2 norm."""
 
-    def __init__(self, network, tail, bn_training: bool, margin: float, loss: str, learning_rate: float):
+    def __init__(self, network, tail, bn_training: bool, margin: float, loss: str, learning_rate: float,
+                 centres=None):
         import keras
         import tensorflow as tf
 
@@ -178,10 +184,13 @@ class _Trainable:
             self.variables += list(layer.trainable_weights)
         if not self.variables:
             raise EmbedkitError("nothing to train in this phase")
-        self.optimizer = keras.optimizers.Adam(learning_rate)
-        self.optimizer.build(self.variables)
         self.loss = LOSSES[loss]
         loss_fn = self.loss.function
+        if self.loss.inputs == "classes":  # the identity head's centres learn with the encoder
+            self.variables.append(centres)
+            loss_fn = lambda emb, classes, m: self.loss.function(emb, classes, centres, m)  # noqa: E731
+        self.optimizer = keras.optimizers.Adam(learning_rate)
+        self.optimizer.build(self.variables)
 
         def embed(x, training):
             if self.tail is not None:
@@ -207,7 +216,7 @@ class _Trainable:
             return apply(tape, value)
 
         @tf.function(reduce_retracing=True)
-        def label_step(x, labels):  # labels: person labels, or target embeddings (``targets`` losses)
+        def label_step(x, labels):  # person labels or classes, or target embeddings (``targets`` losses)
             with tf.GradientTape() as tape:
                 value = loss_fn(embed(x, True), labels, margin)
             return apply(tape, value)
@@ -385,7 +394,7 @@ def _held_out(config: FinetuneConfig, faces: FaceSet) -> _HeldOut:
 
 def _check_trainable_data(config: FinetuneConfig, held_out: _HeldOut) -> None:
     """A loss that mines triplets in batches needs people with several training faces."""
-    if LOSSES[config.loss].inputs != "labels":
+    if LOSSES[config.loss].inputs not in ("labels", "classes"):
         return
     _, counts = np.unique(held_out.train_labels, return_counts=True)
     if int(np.sum(counts >= 2)) < 2:
@@ -509,13 +518,16 @@ def _fit(config: FinetuneConfig, encoder: Encoder, faces: FaceSet, held_out: _He
     before_test = before_threshold = None
     phase_times = []
     val_margin = config.loss_margin if LOSSES[config.loss].inputs == "pairs" else CONTRASTIVE_MARGIN
+    centres = _centres_variable(config, encoder, held_out)
     try:
         for phase_no, phase in enumerate(phases):
             t0 = time.perf_counter()
             cut, source = sources.for_phase(phase)
             cache_s = time.perf_counter() - t0
             trainable = _Trainable(encoder.network, cut.tail, phase.name == "scratch", config.loss_margin,
-                                   config.loss, phase.learning_rate)
+                                   config.loss, phase.learning_rate, centres)
+            if centres is not None and phase_no == 0:
+                centres.assign(_class_means(trainable.embed(source, held_out.train), held_out.train_classes))
             if before_test is None:
                 before_test = trainable.embed(source, held_out.test, backbone_only=True)
                 before_val = _val_metrics(trainable.embed(source, held_out.val, backbone_only=True),
@@ -541,6 +553,23 @@ def _fit(config: FinetuneConfig, encoder: Encoder, faces: FaceSet, held_out: _He
             logger.warning("interrupted; the best model so far is saved in %s", out)
         raise
     return _Fit(history, best.metrics, before_test, before_threshold, phase_times)
+
+
+def _centres_variable(config: FinetuneConfig, encoder: Encoder, held_out: _HeldOut):
+    """The identity head's centres (``classes`` losses; None otherwise), one per training person."""
+    if LOSSES[config.loss].inputs != "classes":
+        return None
+    import tensorflow as tf
+
+    n_classes = int(held_out.train_classes.max()) + 1
+    return tf.Variable(np.zeros((n_classes, encoder.embedding_dim), dtype=np.float32), name="class_centres")
+
+
+def _class_means(embeddings: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Each class's mean embedding, unit length: the centres start where the starting model puts each person."""
+    sums = np.zeros((int(classes.max()) + 1, embeddings.shape[1]), dtype=np.float64)
+    np.add.at(sums, classes, embeddings)
+    return _l2(sums).astype(np.float32)
 
 
 def _run_phase(config: FinetuneConfig, phase: _Phase, phase_no: int, trainable: _Trainable, source, held_out,
@@ -580,10 +609,11 @@ def _train_epoch(config: FinetuneConfig, trainable: _Trainable, source, held_out
 
     train_idx, labels = held_out.train, held_out.train_labels
     n_pairs = _auto_pairs(config, len(train_idx))
-    if trainable.loss.inputs == "labels":
+    if trainable.loss.inputs in ("labels", "classes"):
         n_batches = max(1, -(-n_pairs // config.batch_size))
         batches = identity_batches(labels, n_batches, 2 * config.batch_size, config.faces_per_person, seed)
-        steps = [(trainable.label_step, (train_idx[b], labels[b])) for b in batches]
+        names = held_out.train_classes if trainable.loss.inputs == "classes" else labels
+        steps = [(trainable.label_step, (train_idx[b], names[b])) for b in batches]
     elif trainable.loss.inputs == "targets":
         order = np.random.default_rng(seed).permutation(np.resize(np.arange(len(train_idx)), 2 * n_pairs))
         steps = [(trainable.label_step, (train_idx[b], held_out.train_targets[b]))

@@ -102,7 +102,7 @@ def test_one_photo_per_person_tests_on_augmented_copies_only(tmp_path):
     assert test["pairs"] == 15 and test["same_pairs"] == 6
 
 
-@pytest.mark.parametrize("loss", ["contrastive", "triplet"])
+@pytest.mark.parametrize("loss", ["contrastive", "triplet", "arcface"])
 def test_tiny_run_learns_and_reports_what_matters(att40, tmp_path, loss):
     # A head trained over frozen random VGG16 features of 28 people: validation AUC rises
     # from about 0.87 to about 0.91 in two epochs.
