@@ -324,7 +324,7 @@ PROTOCOL_TEXT = (
     "(additive angular margin 0.5 rad, scale 30, one centre per training person starting at the person's "
     "mean pretrained embedding; same batches as triplet) and `distill` (each shifted training face's "
     "embedding pulled onto pretrained facenet's embedding of the same face unshifted: 1 - cos; only the "
-    "training faces' clean versions are used). A contrastive or distill epoch of N pairs embeds 2N faces, "
+    "training faces' clean versions are used) and `triplet+distill` (the two summed, triplet batches). A contrastive or distill epoch of N pairs embeds 2N faces, "
     "like a triplet or arcface epoch. The top blocks train on cached outputs of the frozen lower blocks "
     "(Adam). The run shown per shift and loss is the one with the best validation AUC, and '(chosen)' marks, "
     "per shift, the best of those: all chosen without looking at test pairs; the list of runs below holds "

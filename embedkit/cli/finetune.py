@@ -78,7 +78,8 @@ def _head(value: str) -> tuple[int, ...]:
 @click.option("--unfreeze-learning-rate", default=1e-4, show_default=True, type=float)
 @click.option("--loss", default="contrastive", show_default=True, type=click.Choice(sorted(LOSSES)),
               help="contrastive: Siamese pairs; triplet: semi-hard triplets mined in batches of people x faces; "
-                   "arcface: additive-angular-margin identity head over the training people; distill (with --shift): each shifted face pulled onto the starting model's embedding of it unshifted.")
+                   "arcface: additive-angular-margin identity head over the training people; distill (with --shift): each shifted face pulled onto the starting model's embedding of it unshifted; "
+                   "triplet+distill: the two summed.")
 @click.option("--margin", default=None, type=float,
               help="The loss's margin [default: contrastive 1.4 (distance of unit vectors), triplet 0.2 "
                    "(squared distance), arcface 0.5 (radians), distill 0 (1 - cos)].")

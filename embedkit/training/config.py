@@ -66,7 +66,8 @@ class FinetuneConfig:
             person, starting at the person's mean embedding, learnt with the
             encoder; same batches as triplet) or ``distill`` (with
             ``shift``: each shifted training face's embedding pulled onto
-            the starting model's embedding of the same face unshifted).
+            the starting model's embedding of the same face unshifted) or
+            ``triplet+distill`` (with ``shift``: the two summed, triplet batches).
         margin: the loss's margin; None = its default (contrastive: 1.4, in
             Euclidean distance between unit vectors, different people pushed
             to about orthogonal; triplet: 0.2, in squared distance, FaceNet's;
@@ -133,7 +134,7 @@ class FinetuneConfig:
             raise ValueError(f"margin must be > 0, got {self.margin}")
         if self.shift is not None and self.shift not in SHIFTS:
             raise ValueError(f"unknown shift {self.shift!r}; valid shifts: {', '.join(sorted(SHIFTS))}")
-        if LOSSES[self.loss].inputs == "targets" and self.shift is None:
+        if "targets" in LOSSES[self.loss].inputs and self.shift is None:
             raise ValueError(f"loss {self.loss!r} needs a shift: the starting model's embedding of the clean face "
                              "is the target for the shifted one")
         if self.batch_size < 2:

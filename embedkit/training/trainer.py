@@ -216,6 +216,12 @@ class _Trainable:
             return apply(tape, value)
 
         @tf.function(reduce_retracing=True)
+        def label_target_step(x, labels, targets):
+            with tf.GradientTape() as tape:
+                value = loss_fn(embed(x, True), labels, targets, margin)
+            return apply(tape, value)
+
+        @tf.function(reduce_retracing=True)
         def label_step(x, labels):  # person labels or classes, or target embeddings (``targets`` losses)
             with tf.GradientTape() as tape:
                 value = loss_fn(embed(x, True), labels, margin)
@@ -223,6 +229,7 @@ class _Trainable:
 
         self.pair_step = pair_step
         self.label_step = label_step
+        self.label_target_step = label_target_step
         self.infer = tf.function(lambda x: embed(x, False), reduce_retracing=True)
         self.backbone_only = tf.function(backbone_only, reduce_retracing=True)
 
@@ -305,7 +312,7 @@ def finetune(config: FinetuneConfig, images: LabelledImages | None = None, split
     timings = {"faces_s": time.perf_counter() - t0}
     held_out = _held_out(config, faces)
     _check_trainable_data(config, held_out)
-    if LOSSES[config.loss].inputs == "targets":
+    if "targets" in LOSSES[config.loss].inputs:
         held_out.train_targets = _teacher_targets(config, encoder, clean_crops[held_out.train], progress)
 
     encoder.metadata = {
@@ -394,7 +401,7 @@ def _held_out(config: FinetuneConfig, faces: FaceSet) -> _HeldOut:
 
 def _check_trainable_data(config: FinetuneConfig, held_out: _HeldOut) -> None:
     """A loss that mines triplets in batches needs people with several training faces."""
-    if LOSSES[config.loss].inputs not in ("labels", "classes"):
+    if LOSSES[config.loss].inputs not in ("labels", "classes", "labels+targets"):
         return
     _, counts = np.unique(held_out.train_labels, return_counts=True)
     if int(np.sum(counts >= 2)) < 2:
@@ -609,11 +616,14 @@ def _train_epoch(config: FinetuneConfig, trainable: _Trainable, source, held_out
 
     train_idx, labels = held_out.train, held_out.train_labels
     n_pairs = _auto_pairs(config, len(train_idx))
-    if trainable.loss.inputs in ("labels", "classes"):
+    if trainable.loss.inputs in ("labels", "classes", "labels+targets"):
         n_batches = max(1, -(-n_pairs // config.batch_size))
         batches = identity_batches(labels, n_batches, 2 * config.batch_size, config.faces_per_person, seed)
         names = held_out.train_classes if trainable.loss.inputs == "classes" else labels
-        steps = [(trainable.label_step, (train_idx[b], names[b])) for b in batches]
+        if trainable.loss.inputs == "labels+targets":
+            steps = [(trainable.label_target_step, (train_idx[b], names[b], held_out.train_targets[b])) for b in batches]
+        else:
+            steps = [(trainable.label_step, (train_idx[b], names[b])) for b in batches]
     elif trainable.loss.inputs == "targets":
         order = np.random.default_rng(seed).permutation(np.resize(np.arange(len(train_idx)), 2 * n_pairs))
         steps = [(trainable.label_step, (train_idx[b], held_out.train_targets[b]))
@@ -632,8 +642,8 @@ def _train_epoch(config: FinetuneConfig, trainable: _Trainable, source, held_out
             a, b, same = args
             args = (source.take(a), source.take(b), same.astype(np.float32))
         else:
-            rows, batch_labels = args
-            args = (source.take(rows), batch_labels)
+            rows, *rest = args
+            args = (source.take(rows), *rest)
         losses.append(float(step(*args)))
         if len(losses) % 20 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")

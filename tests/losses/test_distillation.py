@@ -27,3 +27,15 @@ def test_loss_is_the_mean_cosine_gap():
 def test_registered_as_a_targets_loss():
     loss = LOSSES["distill"]
     assert loss.inputs == "targets" and loss.margin == 0.0 and loss.function is distillation_loss
+
+
+def test_triplet_plus_distill_is_the_sum_of_its_terms():
+    from embedkit.losses import triplet_distillation_loss, triplet_semihard_loss
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 4)).astype(np.float32)
+    targets = rng.normal(size=(8, 4)).astype(np.float32)
+    labels = [0, 0, 1, 1, 2, 2, 3, 3]
+    expected = _value(triplet_semihard_loss(x, labels, 0.3)) + _value(distillation_loss(x, targets))
+    assert _value(triplet_distillation_loss(x, labels, targets, 0.3)) == pytest.approx(expected, rel=1e-5)
+    assert LOSSES["triplet+distill"].inputs == "labels+targets"

@@ -183,12 +183,13 @@ def test_triplet_needs_people_with_several_faces(att_folder, tmp_path):
         finetune(config)
 
 
-def test_distill_pulls_shifted_faces_onto_the_starting_model_of_the_clean_faces(att40, tmp_path):
+@pytest.mark.parametrize("loss", ["distill", "triplet+distill"])
+def test_distill_pulls_shifted_faces_onto_the_starting_model_of_the_clean_faces(att40, tmp_path, loss):
     from embedkit.data.shifts import apply_shift
     from embedkit.training.trainer import seed_everything
 
     cache = tmp_path / "cache"
-    config = _config(att40, tmp_path / "m", backbone="vgg16", weights="random", unfreeze=0, loss="distill",
+    config = _config(att40, tmp_path / "m", backbone="vgg16", weights="random", unfreeze=0, loss=loss,
                      shift="mask", val_people=6, test_people=6, epochs=2, pairs_per_epoch=512, eval_pairs=200,
                      learning_rate=1e-3, feature_cache=str(cache))
     result = finetune(config)
