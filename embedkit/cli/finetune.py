@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from embedkit.cli.common import emit, import_tensorflow_quietly, report_errors
+from embedkit.data.shifts import SHIFTS
 from embedkit.losses import LOSSES
 from embedkit.textsafe import printable
 
@@ -59,6 +60,9 @@ def _head(value: str) -> tuple[int, ...]:
 @click.option("--no-detect", is_flag=True, help="Images are already face crops: skip detection.")
 @click.option("--center-crop", default=1.0, show_default=True, type=click.FloatRange(0.05, 1.0),
               help="With --no-detect: keep this central fraction of each image.")
+@click.option("--shift", default=None, type=click.Choice(sorted(SHIFTS)),
+              help="Train and test for faces under this shift (every crop: lowres = 24 px, mask = lower face "
+                   "covered); needed by --loss distill.")
 @click.option("--val-people", default=0.15, show_default=True, type=click.FloatRange(0),
               help="Validation people: a fraction (< 1) or a count.")
 @click.option("--test-people", default=0.15, show_default=True, type=click.FloatRange(0),
@@ -73,14 +77,16 @@ def _head(value: str) -> tuple[int, ...]:
               help="First phase [default: 1e-3 from scratch, 1e-4 over pretrained weights].")
 @click.option("--unfreeze-learning-rate", default=1e-4, show_default=True, type=float)
 @click.option("--loss", default="contrastive", show_default=True, type=click.Choice(sorted(LOSSES)),
-              help="contrastive: Siamese pairs; triplet: semi-hard triplets mined in batches of people x faces.")
+              help="contrastive: Siamese pairs; triplet: semi-hard triplets mined in batches of people x faces; "
+                   "arcface: additive-angular-margin identity head over the training people; distill (with --shift): each shifted face pulled onto the starting model's embedding of it unshifted; "
+                   "triplet+distill: the two summed.")
 @click.option("--margin", default=None, type=float,
               help="The loss's margin [default: contrastive 1.4 (distance of unit vectors), triplet 0.2 "
-                   "(squared distance)].")
+                   "(squared distance), arcface 0.5 (radians), distill 0 (1 - cos)].")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2),
               help="Pairs per step (a triplet step embeds as many faces).")
 @click.option("--faces-per-person", default=4, show_default=True, type=click.IntRange(2),
-              help="With --loss triplet: faces of each person in a batch.")
+              help="With --loss triplet or arcface: faces of each person in a batch.")
 @click.option("--pairs-per-epoch", default=0, show_default=True, type=click.IntRange(0),
               help="Pairs drawn each epoch; 0 = 5 per training crop (2,000 to 30,000).")
 @click.option("--hard-negatives", default=0.0, show_default=True, type=click.FloatRange(0, 1),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from embedkit.backbones import RANDOM
+from embedkit.data.shifts import SHIFTS
 from embedkit.losses import LOSSES
 
 __all__ = ["FinetuneConfig", "ALL_BLOCKS"]
@@ -28,6 +29,11 @@ class FinetuneConfig:
         detector: face detector name, or None when the images are already
             face crops (``--no-detect``).
         center_crop: without detection, the central fraction of each image kept.
+        shift: a domain shift of :data:`embedkit.data.shifts.SHIFTS` (``lowres``,
+            ``mask``) applied to every aligned crop, training, validation and
+            test alike (each part its own random draws, from ``seed``): the
+            model is trained and judged for faces like that. None: faces as
+            they are.
         val_people, test_people: people held out for validation (early
             stopping, threshold) and for the final test; a fraction (< 1) or
             a count. With ``one_photo_per_person`` (and 2 or more copies) their
@@ -54,14 +60,21 @@ class FinetuneConfig:
             scratch, 1e-4 over a pretrained backbone (more overfits small sets).
         unfreeze_learning_rate: of the second phase (lower, not to undo pretraining).
         loss: a name in :data:`embedkit.losses.LOSSES`: ``contrastive``
-            (Siamese pairs) or ``triplet`` (semi-hard triplets mined in
-            batches of several people x several faces).
+            (Siamese pairs), ``triplet`` (semi-hard triplets mined in
+            batches of several people x several faces), ``arcface`` (an
+            additive-angular-margin identity head: one centre per training
+            person, starting at the person's mean embedding, learnt with the
+            encoder; same batches as triplet) or ``distill`` (with
+            ``shift``: each shifted training face's embedding pulled onto
+            the starting model's embedding of the same face unshifted) or
+            ``triplet+distill`` (with ``shift``: the two summed, triplet batches).
         margin: the loss's margin; None = its default (contrastive: 1.4, in
             Euclidean distance between unit vectors, different people pushed
-            to about orthogonal; triplet: 0.2, in squared distance, FaceNet's).
+            to about orthogonal; triplet: 0.2, in squared distance, FaceNet's;
+            arcface: 0.5 radians; distill: 0, in ``1 - cos``).
         batch_size: pairs per step (contrastive); a triplet step embeds as
             many faces as a pair step (``2 * batch_size``).
-        faces_per_person: faces of each person in a triplet batch.
+        faces_per_person: faces of each person in a triplet (or arcface) batch.
         pairs_per_epoch: pairs drawn afresh each epoch; 0 = 5 per training
             crop, at least 2,000 and at most 30,000. A triplet epoch embeds
             as many faces (``2 * pairs_per_epoch``).
@@ -88,6 +101,7 @@ class FinetuneConfig:
     max_images_per_person: int | None = None
     detector: str | None = "yunet"
     center_crop: float = 1.0
+    shift: str | None = None
     val_people: float = 0.15
     test_people: float = 0.15
     epochs: int = 10
@@ -116,8 +130,13 @@ class FinetuneConfig:
             raise ValueError(f"unknown loss {self.loss!r}; valid losses: {', '.join(sorted(LOSSES))}")
         if self.faces_per_person < 2:
             raise ValueError(f"faces_per_person must be >= 2, got {self.faces_per_person}")
-        if self.margin is not None and self.margin <= 0:
+        if self.margin is not None and (self.margin < 0 or (self.margin == 0 and self.loss != "distill")):
             raise ValueError(f"margin must be > 0, got {self.margin}")
+        if self.shift is not None and self.shift not in SHIFTS:
+            raise ValueError(f"unknown shift {self.shift!r}; valid shifts: {', '.join(sorted(SHIFTS))}")
+        if "targets" in LOSSES[self.loss].inputs and self.shift is None:
+            raise ValueError(f"loss {self.loss!r} needs a shift: the starting model's embedding of the clean face "
+                             "is the target for the shifted one")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
         if self.unfreeze is not None and self.unfreeze < ALL_BLOCKS:

@@ -5,8 +5,10 @@
 1. :func:`_images_and_split`: read the labelled photos, split people into
    train / validation / test (identity-disjoint);
 2. :func:`_face_set`: align every face once (plus augmented copies), or take
-   the faces given;
-3. :func:`_held_out`: the validation and test pairs;
+   the faces given; :func:`_shifted`: with ``shift``, every crop under that
+   domain shift (the clean training crops kept for ``distill``'s teacher);
+3. :func:`_held_out`: the validation and test pairs; :func:`_teacher_targets`:
+   for ``distill``, the starting model's embeddings of the clean training crops;
 4. :func:`_fit`: train in up to two phases, ``head`` (the backbone frozen,
    its outputs computed once, optionally kept in ``feature_cache``) and
    ``unfreeze`` (the top ``unfreeze`` blocks train with the head at a lower
@@ -32,7 +34,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,7 @@ from embedkit.data.batches import identity_batches
 from embedkit.data.folders import LabelledImages, drop_duplicates, load_labelled_images
 from embedkit.data.mining import hard_negative_pairs
 from embedkit.data.pairs import sample_pairs
+from embedkit.data.shifts import apply_shift
 from embedkit.data.splits import Split, split_identities
 from embedkit.encoder import Encoder
 from embedkit.errors import EmbedkitError
@@ -107,6 +110,12 @@ class _HeldOut:
     val_pairs: tuple
     test_pairs: tuple
     copies_only: bool
+    train_targets: np.ndarray | None = None
+
+    @property
+    def train_classes(self) -> np.ndarray:
+        """The training people numbered ``0 .. K-1`` (``classes`` losses)."""
+        return np.unique(self.train_labels, return_inverse=True)[1]
 
 
 @dataclass
@@ -162,7 +171,8 @@ def _identity_head(network, backbone_dim: int) -> bool:
 class _Trainable:
     """The trainable top of the encoder: backbone tail (optional) -> head -> L2 norm."""
 
-    def __init__(self, network, tail, bn_training: bool, margin: float, loss: str, learning_rate: float):
+    def __init__(self, network, tail, bn_training: bool, margin: float, loss: str, learning_rate: float,
+                 centres=None):
         import keras
         import tensorflow as tf
 
@@ -174,10 +184,13 @@ class _Trainable:
             self.variables += list(layer.trainable_weights)
         if not self.variables:
             raise EmbedkitError("nothing to train in this phase")
-        self.optimizer = keras.optimizers.Adam(learning_rate)
-        self.optimizer.build(self.variables)
         self.loss = LOSSES[loss]
         loss_fn = self.loss.function
+        if self.loss.inputs == "classes":  # the identity head's centres learn with the encoder
+            self.variables.append(centres)
+            loss_fn = lambda emb, classes, m: self.loss.function(emb, classes, centres, m)  # noqa: E731
+        self.optimizer = keras.optimizers.Adam(learning_rate)
+        self.optimizer.build(self.variables)
 
         def embed(x, training):
             if self.tail is not None:
@@ -203,13 +216,20 @@ class _Trainable:
             return apply(tape, value)
 
         @tf.function(reduce_retracing=True)
-        def label_step(x, labels):
+        def label_target_step(x, labels, targets):
+            with tf.GradientTape() as tape:
+                value = loss_fn(embed(x, True), labels, targets, margin)
+            return apply(tape, value)
+
+        @tf.function(reduce_retracing=True)
+        def label_step(x, labels):  # person labels or classes, or target embeddings (``targets`` losses)
             with tf.GradientTape() as tape:
                 value = loss_fn(embed(x, True), labels, margin)
             return apply(tape, value)
 
         self.pair_step = pair_step
         self.label_step = label_step
+        self.label_target_step = label_target_step
         self.infer = tf.function(lambda x: embed(x, False), reduce_retracing=True)
         self.backbone_only = tf.function(backbone_only, reduce_retracing=True)
 
@@ -288,9 +308,12 @@ def finetune(config: FinetuneConfig, images: LabelledImages | None = None, split
     identity = _identity_head(encoder.network, spec.output_dim)
     t0 = time.perf_counter()
     faces, extractor = _face_set(config, images, split, encoder, faces, progress)
+    faces, clean_crops = _shifted(config, faces)
     timings = {"faces_s": time.perf_counter() - t0}
     held_out = _held_out(config, faces)
     _check_trainable_data(config, held_out)
+    if "targets" in LOSSES[config.loss].inputs:
+        held_out.train_targets = _teacher_targets(config, encoder, clean_crops[held_out.train], progress)
 
     encoder.metadata = {
         "finetune": config.to_dict(),
@@ -332,6 +355,38 @@ def _face_set(config: FinetuneConfig, images, split, encoder: Encoder, faces, pr
     return faces, extractor.describe()
 
 
+def _shifted(config: FinetuneConfig, faces: FaceSet) -> tuple[FaceSet, np.ndarray]:
+    """The face set under ``config.shift`` (each part its own draws) and the clean crops."""
+    if config.shift is None:
+        return faces, faces.crops
+    crops = faces.crops.copy()
+    for offset, part in enumerate(("train", "val", "test"), start=1):
+        rows = faces.indices(part)
+        if rows.size:
+            crops[rows] = apply_shift(config.shift, faces.crops[rows], seed=config.seed + offset)
+    logger.info("every crop under the %s shift", config.shift)
+    return replace(faces, crops=crops), faces.crops
+
+
+def _teacher_targets(config: FinetuneConfig, encoder: Encoder, clean_crops: np.ndarray, progress: bool) -> np.ndarray:
+    """The starting encoder's embeddings of the clean training crops (kept in ``feature_cache``)."""
+    path = None
+    if config.feature_cache:
+        head = f"teacher head {config.head_units} seed {config.seed}"
+        path = Path(config.feature_cache) / f"teacher_{_features_key(config, clean_crops, head)}.npy"
+        targets = _load_cached(path, (len(clean_crops), encoder.embedding_dim))
+        if targets is not None:
+            logger.info("teacher embeddings from %s", path)
+            return targets
+    t0 = time.perf_counter()
+    targets = encoder.encode(clean_crops)
+    encoder.refresh()  # its compiled graph holds the starting weights
+    logger.info("teacher embeddings of %d clean training crops in %.0f s", len(clean_crops), time.perf_counter() - t0)
+    if path is not None:
+        _store_cached(path, targets)
+    return targets
+
+
 def _held_out(config: FinetuneConfig, faces: FaceSet) -> _HeldOut:
     # One photo per person: a held-out "same" pair is two different augmented
     # copies of one photo (the original project's protocol), so validation and
@@ -346,7 +401,7 @@ def _held_out(config: FinetuneConfig, faces: FaceSet) -> _HeldOut:
 
 def _check_trainable_data(config: FinetuneConfig, held_out: _HeldOut) -> None:
     """A loss that mines triplets in batches needs people with several training faces."""
-    if LOSSES[config.loss].inputs != "labels":
+    if LOSSES[config.loss].inputs not in ("labels", "classes", "labels+targets"):
         return
     _, counts = np.unique(held_out.train_labels, return_counts=True)
     if int(np.sum(counts >= 2)) < 2:
@@ -470,13 +525,16 @@ def _fit(config: FinetuneConfig, encoder: Encoder, faces: FaceSet, held_out: _He
     before_test = before_threshold = None
     phase_times = []
     val_margin = config.loss_margin if LOSSES[config.loss].inputs == "pairs" else CONTRASTIVE_MARGIN
+    centres = _centres_variable(config, encoder, held_out)
     try:
         for phase_no, phase in enumerate(phases):
             t0 = time.perf_counter()
             cut, source = sources.for_phase(phase)
             cache_s = time.perf_counter() - t0
             trainable = _Trainable(encoder.network, cut.tail, phase.name == "scratch", config.loss_margin,
-                                   config.loss, phase.learning_rate)
+                                   config.loss, phase.learning_rate, centres)
+            if centres is not None and phase_no == 0:
+                centres.assign(_class_means(trainable.embed(source, held_out.train), held_out.train_classes))
             if before_test is None:
                 before_test = trainable.embed(source, held_out.test, backbone_only=True)
                 before_val = _val_metrics(trainable.embed(source, held_out.val, backbone_only=True),
@@ -502,6 +560,23 @@ def _fit(config: FinetuneConfig, encoder: Encoder, faces: FaceSet, held_out: _He
             logger.warning("interrupted; the best model so far is saved in %s", out)
         raise
     return _Fit(history, best.metrics, before_test, before_threshold, phase_times)
+
+
+def _centres_variable(config: FinetuneConfig, encoder: Encoder, held_out: _HeldOut):
+    """The identity head's centres (``classes`` losses; None otherwise), one per training person."""
+    if LOSSES[config.loss].inputs != "classes":
+        return None
+    import tensorflow as tf
+
+    n_classes = int(held_out.train_classes.max()) + 1
+    return tf.Variable(np.zeros((n_classes, encoder.embedding_dim), dtype=np.float32), name="class_centres")
+
+
+def _class_means(embeddings: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Each class's mean embedding, unit length: the centres start where the starting model puts each person."""
+    sums = np.zeros((int(classes.max()) + 1, embeddings.shape[1]), dtype=np.float64)
+    np.add.at(sums, classes, embeddings)
+    return _l2(sums).astype(np.float32)
 
 
 def _run_phase(config: FinetuneConfig, phase: _Phase, phase_no: int, trainable: _Trainable, source, held_out,
@@ -541,10 +616,18 @@ def _train_epoch(config: FinetuneConfig, trainable: _Trainable, source, held_out
 
     train_idx, labels = held_out.train, held_out.train_labels
     n_pairs = _auto_pairs(config, len(train_idx))
-    if trainable.loss.inputs == "labels":
+    if trainable.loss.inputs in ("labels", "classes", "labels+targets"):
         n_batches = max(1, -(-n_pairs // config.batch_size))
         batches = identity_batches(labels, n_batches, 2 * config.batch_size, config.faces_per_person, seed)
-        steps = [(trainable.label_step, (train_idx[b], labels[b])) for b in batches]
+        names = held_out.train_classes if trainable.loss.inputs == "classes" else labels
+        if trainable.loss.inputs == "labels+targets":
+            steps = [(trainable.label_target_step, (train_idx[b], names[b], held_out.train_targets[b])) for b in batches]
+        else:
+            steps = [(trainable.label_step, (train_idx[b], names[b])) for b in batches]
+    elif trainable.loss.inputs == "targets":
+        order = np.random.default_rng(seed).permutation(np.resize(np.arange(len(train_idx)), 2 * n_pairs))
+        steps = [(trainable.label_step, (train_idx[b], held_out.train_targets[b]))
+                 for b in np.array_split(order, max(1, -(-n_pairs // config.batch_size)))]
     else:
         ia, ib, same = _epoch_pairs(labels, n_pairs, seed, config.hard_negatives, trainable, source, train_idx)
         steps = []
@@ -559,8 +642,8 @@ def _train_epoch(config: FinetuneConfig, trainable: _Trainable, source, held_out
             a, b, same = args
             args = (source.take(a), source.take(b), same.astype(np.float32))
         else:
-            rows, batch_labels = args
-            args = (source.take(rows), batch_labels)
+            rows, *rest = args
+            args = (source.take(rows), *rest)
         losses.append(float(step(*args)))
         if len(losses) % 20 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")

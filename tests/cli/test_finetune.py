@@ -78,8 +78,22 @@ def test_triplet_loss_from_the_command_line(data, tmp_path):
     assert {"only_before_right", "only_after_right", "p_value", "verdict"} <= set(report["headline"])
     config = json.loads((out / "embedkit_model.json").read_text())["metadata"]["finetune"]
     assert config["loss"] == "triplet" and config["margin"] is None and config["faces_per_person"] == 3
-    bad = CliRunner().invoke(main, tiny_finetune_args(data, tmp_path / "x") + ["--loss", "arcface"])
-    assert bad.exit_code != 0 and "arcface" in bad.output
+    bad = CliRunner().invoke(main, tiny_finetune_args(data, tmp_path / "x") + ["--loss", "sphereface"])
+    assert bad.exit_code != 0 and "sphereface" in bad.output
+    # distill needs a shift (its teacher sees the clean face): one line, no traceback.
+    bad = CliRunner().invoke(main, tiny_finetune_args(data, tmp_path / "y") + ["--loss", "distill"])
+    assert bad.exit_code != 0 and "needs a shift" in bad.output and "Traceback" not in bad.output
+
+
+def test_shift_and_distill_from_the_command_line(data, tmp_path):
+    out = tmp_path / "distill"
+    result = CliRunner().invoke(main, tiny_finetune_args(data, out) + ["--shift", "lowres", "--loss", "distill"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["loss"] == "distill"
+    config = json.loads((out / "embedkit_model.json").read_text())["metadata"]["finetune"]
+    assert config["shift"] == "lowres" and config["loss"] == "distill"
+    bad = CliRunner().invoke(main, tiny_finetune_args(data, tmp_path / "z") + ["--shift", "fog"])
+    assert bad.exit_code != 0 and "fog" in bad.output
 
 
 def test_evaluate_scores_the_model_test_people_unless_told(data, tmp_path):

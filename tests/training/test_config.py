@@ -23,7 +23,13 @@ def test_round_trip():
     assert again == config and again.head_units == (64, 32)
 
 
-@pytest.mark.parametrize("bad", [{"margin": 0}, {"hard_negatives": 1.5}, {"batch_size": 1}, {"unfreeze": -2}])
+@pytest.mark.parametrize("bad", [{"margin": 0}, {"hard_negatives": 1.5}, {"batch_size": 1}, {"unfreeze": -2},
+                                 {"shift": "fog"}, {"loss": "distill"}, {"loss": "distill", "shift": "mask", "margin": -0.1}])
 def test_bad_values(bad):
     with pytest.raises(ValueError):
         FinetuneConfig(**bad)
+
+
+def test_distill_takes_a_shift_and_a_zero_margin():
+    config = FinetuneConfig(loss="distill", shift="lowres", margin=0)
+    assert config.loss_margin == 0.0 and FinetuneConfig(loss="distill", shift="mask").loss_margin == 0.0

@@ -102,7 +102,7 @@ def test_one_photo_per_person_tests_on_augmented_copies_only(tmp_path):
     assert test["pairs"] == 15 and test["same_pairs"] == 6
 
 
-@pytest.mark.parametrize("loss", ["contrastive", "triplet"])
+@pytest.mark.parametrize("loss", ["contrastive", "triplet", "arcface"])
 def test_tiny_run_learns_and_reports_what_matters(att40, tmp_path, loss):
     # A head trained over frozen random VGG16 features of 28 people: validation AUC rises
     # from about 0.87 to about 0.91 in two epochs.
@@ -181,3 +181,35 @@ def test_triplet_needs_people_with_several_faces(att_folder, tmp_path):
     config = _config(att_folder, tmp_path / "m", backbone="simple", loss="triplet", max_images_per_person=1)
     with pytest.raises(EmbedkitError, match="two or more faces"):
         finetune(config)
+
+
+@pytest.mark.parametrize("loss", ["distill", "triplet+distill"])
+def test_distill_pulls_shifted_faces_onto_the_starting_model_of_the_clean_faces(att40, tmp_path, loss):
+    from embedkit.data.shifts import apply_shift
+    from embedkit.training.trainer import seed_everything
+
+    cache = tmp_path / "cache"
+    config = _config(att40, tmp_path / "m", backbone="vgg16", weights="random", unfreeze=0, loss=loss,
+                     shift="mask", val_people=6, test_people=6, epochs=2, pairs_per_epoch=512, eval_pairs=200,
+                     learning_rate=1e-3, feature_cache=str(cache))
+    result = finetune(config)
+    # The starting model, rebuilt from the seed as the trainer built it.
+    seed_everything(config.seed)
+    start = Encoder.from_backbone("vgg16", weights="random", input_size=32, head_units=(128,))
+    split = Split.from_dict(result.encoder.metadata["split"])
+    faces = build_face_set(identity_folders(att40), split, FaceExtractor(32, None))
+    train = faces.indices("train")
+    clean = faces.crops[train]
+    # The targets are the starting model's embeddings of the CLEAN training faces.
+    (targets_file,) = cache.glob("teacher_*.npy")
+    targets = np.load(targets_file)
+    np.testing.assert_allclose(targets, start.encode(clean), atol=1e-4)
+    # Training brought the shifted training faces' embeddings closer to those targets.
+    shifted = apply_shift("mask", clean, seed=config.seed + 1)
+    before = np.mean(np.sum(start.encode(shifted) * targets, axis=1))
+    after = np.mean(np.sum(result.encoder.encode(shifted) * targets, axis=1))
+    assert 1.0 - after < 0.75 * (1.0 - before)  # random VGG16 features: about 0.985 -> 0.992
+    # Validation and test faces were shifted too: the report scores shifted test faces.
+    test_shifted = apply_shift("mask", faces.crops[result.test_indices], seed=config.seed + 3)
+    np.testing.assert_allclose(result.test_embeddings["after"], result.encoder.encode(test_shifted), atol=1e-4)
+    assert result.encoder.metadata["finetune"]["shift"] == "mask"
