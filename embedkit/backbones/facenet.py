@@ -92,6 +92,9 @@ register_backbone(
         thresholds=FACENET_THRESHOLDS,
         blocks=FACENET_BLOCKS,
         pinned_weights=FACENET_WEIGHTS,
+        # float16 weights: the same verdicts on all 6,000 LFW pairs as float32, half the file,
+        # 35 MB less memory, the same speed (benchmarks/bench_quant.py).
+        litert_quantization="fp16",
     )
 )
 

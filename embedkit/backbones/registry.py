@@ -40,6 +40,10 @@ class BackboneSpec:
         pinned_weights: the pretrained weights file as a
             :class:`~embedkit.backbones.weights.PinnedWeights` (its hash keys
             the cached fast-runtime conversion), or None.
+        litert_quantization: the quantisation of its pretrained weights' LiteRT
+            conversion (``fp16``), given only where LFW accuracy was
+            measured to stay within 0.1 pp (``benchmarks/bench_quant.py``);
+            None: float32, the same embeddings as TensorFlow's.
         runtime_loader: for backbones with no Keras network of their own (ONNX
             models, combinations): ``runtime_loader(job, backend) -> encoder``
             (see :func:`embedkit.runtime.load_encoder`), and ``builder`` is not used.
@@ -54,6 +58,7 @@ class BackboneSpec:
     thresholds: dict[str, float] = field(default_factory=dict)
     blocks: tuple[str, ...] = field(default_factory=tuple)
     pinned_weights: object | None = None
+    litert_quantization: str | None = None
     runtime_loader: Callable | None = None
 
     def build(self, weights: str = PRETRAINED, input_size: int | None = None):

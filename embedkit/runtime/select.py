@@ -17,10 +17,9 @@ logger = logging.getLogger(__name__)
 JOBS = ("single", "bulk")
 BACKENDS = ("auto", "tensorflow", "litert")
 # A bulk job expected to embed at least this many faces runs on TensorFlow's
-# frozen graph: on a quiet 2-core CPU it embeds facenet at 91 faces/s against
-# LiteRT's 47 (issue 10's measurements), which repays importing TensorFlow and
-# tracing the graph (about 15 s) from about 1,500 faces on. Re-measure with
-# `python benchmarks/bench_cold.py --backends`.
+# frozen graph, faster per face than LiteRT once loaded, which repays importing
+# TensorFlow and tracing the graph from a few thousand faces on
+# (`python benchmarks/bench_cold.py --backends` measures the break-even).
 BULK_TF_MIN_FACES = 2000
 
 
@@ -36,9 +35,16 @@ class Conversion:
     metadata: dict
     # A model folder's config: what it says of its embeddings, checked against the conversion's.
     claimed: dict | None = None
+    # The conversion's quantisation (litert.QUANTIZATIONS), None for float32.
+    quantization: str | None = None
 
-    def key(self, backend: str) -> str:
-        return cache.cache_key(self.weights_sha256, self.config, backend)
+    @property
+    def backend(self) -> str:
+        """The back-end's name: ``litert``, or ``litert-<quantization>``."""
+        return "litert" if self.quantization is None else f"litert-{self.quantization}"
+
+    def key(self) -> str:
+        return cache.cache_key(self.weights_sha256, self.config, self.backend)
 
 
 def load_encoder(model: str | os.PathLike | None = None, backbone: str | None = None, weights: str = PRETRAINED,
@@ -74,7 +80,7 @@ def load_encoder(model: str | os.PathLike | None = None, backbone: str | None = 
             raise ModelError(f"cannot run this model on LiteRT ({why})")
         logger.info("running on TensorFlow (%s)", why)
         return _tensorflow(model, backbone, weights)
-    key = conversion.key("litert")
+    key = conversion.key()
     roots = cache.candidate_roots(conversion.beside)
     entry = cache.find_entry(key, roots)
     if entry is None:
@@ -126,7 +132,8 @@ def _conversion(model, spec, weights: str) -> Conversion | None:
         from embedkit.backbones.weights import ensure_weights
 
         path = ensure_weights(spec.pinned_weights)
-        return Conversion([spec.pinned_weights.sha256], shaping, path.parent, spec.threshold, PRETRAINED, {})
+        return Conversion([spec.pinned_weights.sha256], shaping, path.parent, spec.threshold, PRETRAINED, {},
+                          quantization=spec.litert_quantization)
     from embedkit.backbones.weights import local_weights_file
 
     path = local_weights_file(weights)
@@ -136,12 +143,12 @@ def _conversion(model, spec, weights: str) -> Conversion | None:
 def _convert(encoder, conversion: Conversion, key: str, roots) -> cache.Entry | None:
     logger.warning("Converting the %s encoder for fast start-up (once; cached)", encoder.backbone)
     try:
-        flatbuffer = litert.convert(encoder)
+        flatbuffer = litert.convert(encoder, conversion.quantization)
     except Exception as exc:  # the TensorFlow encoder still works: use it
         logger.warning("could not convert the encoder to LiteRT (%s); using TensorFlow", exc)
         return None
-    meta = {"backend": "litert", "model_id": encoder.model_id, "embedding_dim": encoder.embedding_dim,
-            "backbone": encoder.backbone, "preprocessing": encoder.preprocessing.get_config(),
+    meta = {"backend": conversion.backend, "quantization": conversion.quantization, "model_id": encoder.model_id,
+            "embedding_dim": encoder.embedding_dim, "backbone": encoder.backbone, "preprocessing": encoder.preprocessing.get_config(),
             "weights_sha256": conversion.weights_sha256, "config": conversion.config}
     entry = cache.write_entry(key, roots, flatbuffer, litert.MODEL_FILE, meta)
     if entry is None:
@@ -172,5 +179,5 @@ def _compiled(entry: cache.Entry, conversion: Conversion):
     meta = entry.meta
     path = entry.model_path
     return CompiledEncoder(meta["backbone"], Preprocessing.from_config(meta["preprocessing"]),
-                           meta["embedding_dim"], entry.model_id, lambda: litert.LiteRTModel(path), "litert",
+                           meta["embedding_dim"], entry.model_id, lambda: litert.LiteRTModel(path), conversion.backend,
                            conversion.threshold, conversion.weights_source, conversion.metadata)

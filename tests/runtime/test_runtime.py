@@ -122,3 +122,32 @@ def test_random_weights_stay_on_tensorflow():
     keras.utils.set_random_seed(0)
     encoder = load_encoder(backbone="simple", weights="random")
     assert type(encoder).__name__ == "Encoder"
+
+
+def test_pretrained_facenet_runs_its_measured_fp16_conversion(facenet_encoder, lfw_dir):
+    from embedkit.backbones import get_backbone
+    from embedkit.faces import FaceExtractor
+    from embedkit.runtime import litert
+
+    assert get_backbone("facenet").litert_quantization in litert.QUANTIZATIONS
+    fast = load_encoder(backbone="facenet", job="bulk")
+    assert fast.backend == "litert-fp16"
+    assert fast.model_id == facenet_encoder.model_id  # same weights: indexes built either way stay searchable
+    assert fast.for_job(10) is fast and fast.bulk_min_faces > 10
+    extractor = FaceExtractor(160)
+    photos = [lfw_dir / "Aaron_Peirsol" / f"Aaron_Peirsol_000{n}.jpg" for n in (1, 2)]
+    photos.append(lfw_dir / "George_W_Bush" / "George_W_Bush_0001.jpg")
+    crops = np.stack([extractor.from_file(p)[0].crop for p in photos])
+    fp16, exact = fast.encode(crops), facenet_encoder.encode(crops)
+    assert np.all(np.sum(fp16 * exact, axis=1) > litert.MIN_QUANTIZED_COSINE)
+    assert np.allclose(np.linalg.norm(fp16, axis=1), 1, atol=1e-5)
+    assert abs(float(fp16[0] @ fp16[1]) - float(exact[0] @ exact[1])) < 1e-3
+
+
+def test_quantised_conversion_has_its_own_cache_key():
+    from embedkit.runtime.select import Conversion
+
+    plain = Conversion(["ab" * 32], {"backbone": "facenet"}, None, None, "pretrained", {})
+    fp16 = Conversion(["ab" * 32], {"backbone": "facenet"}, None, None, "pretrained", {}, quantization="fp16")
+    assert plain.backend == "litert" and fp16.backend == "litert-fp16"
+    assert plain.key() != fp16.key()
