@@ -272,7 +272,8 @@ def _scale(r) -> tuple[str, str]:
             f"{best['recall_at_10']:.3f}; {best['rss_after_mb']:.0f} MB resident"
             + (f" ({best['rss_anon_mb']:.0f} MB its own, the rest mapped files)" if "rss_anon_mb" in best else "")
             + f"; FAISS file {b['faiss_file_mb']:.0f} MB "
-            f"(measured at load {best['load_average_1min']:.0f} on 2 cores: shared machine)")
+            f"(measured at load {best['load_average_1min']:.1f} on 2 cores"
+            + (": shared machine)" if best["load_average_1min"] > 2 else ")"))
 
 
 # README rows in display order: the result files each row reads, and the function that makes

@@ -17,10 +17,12 @@ logger = logging.getLogger(__name__)
 JOBS = ("single", "bulk")
 BACKENDS = ("auto", "tensorflow", "litert")
 # A bulk job expected to embed at least this many faces runs on TensorFlow's
-# frozen graph, faster per face than LiteRT once loaded, which repays importing
-# TensorFlow and tracing the graph from a few thousand faces on
-# (`python benchmarks/bench_cold.py --backends` measures the break-even).
-BULK_TF_MIN_FACES = 2000
+# frozen graph. Measured on a quiet 2-core machine (`python benchmarks/bench_cold.py
+# --backends`, benchmarks/results/cold_backends.json): facenet embeds 66 faces/s
+# on TensorFlow and 65 on LiteRT in batches of 64, but TensorFlow takes 6.3 s
+# more to start, which it earns back only from about 19,000 faces. (On another
+# machine TensorFlow was twice as fast as LiteRT: machines differ.)
+BULK_TF_MIN_FACES = 20_000
 
 
 @dataclass
