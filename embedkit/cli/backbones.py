@@ -15,5 +15,6 @@ def command(as_json):
         rows.append({"name": name, "description": spec.description, "input_size": spec.preprocessing.size,
                      "output_dim": spec.output_dim, "threshold": spec.threshold,
                      "thresholds": dict(spec.thresholds)})
-    emit(as_json, {"backbones": rows}, "\n".join(f"{r['name']:<11} {r['input_size']}px -> {r['output_dim']}-d  {r['description']}"
-                                  for r in rows))
+    width = max(len(r["name"]) for r in rows)
+    emit(as_json, {"backbones": rows}, "\n".join(
+        f"{r['name']:<{width}}  {r['input_size']:>3}px -> {r['output_dim']:>3}-d  {r['description']}" for r in rows))

@@ -17,7 +17,8 @@ def command(as_json):
         lines.append(f"  {w['backbone']}: {'present' if w['present'] else 'not fetched yet'} ({w['path']})")
     lines.append(f"fast-runtime conversions: {len(info['conversions'])}")
     for c in info["conversions"]:
-        lines.append(f"  {c.get('model_id') or c.get('error')}: {c['path']}")
+        backend = f" ({c['backend']})" if c.get("backend") else ""
+        lines.append(f"  {c.get('model_id') or c.get('error')}{backend}: {c['path']}")
     lines.append(f"indexes: {len(info['indexes'])}")
     for ix in info["indexes"]:
         if "error" in ix:
