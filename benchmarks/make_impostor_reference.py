@@ -78,14 +78,14 @@ def main(argv=None) -> int:
     parser.add_argument("--output", type=Path, default=None, help="Table file (default: the package's).")
     args = parser.parse_args(argv)
 
-    from embedkit.encoder import Encoder
+    from embedkit.runtime import load_encoder
     from embedkit.evaluation.pairs import read_lfw_pairs
     from embedkit.evaluation.reference import ImpostorReference
     from embedkit.faces import FaceExtractor
     from embedkit.pipeline import FacePipeline
 
-    encoder = Encoder.from_backbone(args.backbone)
-    pipeline = FacePipeline(encoder, FaceExtractor(encoder.input_size))
+    encoder = load_encoder(backbone=args.backbone, job="bulk")
+    pipeline = FacePipeline(encoder, FaceExtractor.for_encoder(encoder))
     pairs = read_lfw_pairs(PAIRS)
     vectors = embed_pair_images(pipeline, pairs, LFW)
     all_impostors = cross_person_scores(vectors)
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
                                           "official": float(np.quantile(official, level))}
                              for level in check_levels},
                "table": str(out.relative_to(Path(__file__).resolve().parents[1]))}
-    name = f"impostor_reference_{args.backbone}"
+    name = f"impostor_reference_{args.backbone.replace('+', '_')}"
     write_json(name, results)
     write_section(name, (
         f"### Impostor-score reference: {args.backbone} (pretrained, {setting['detector']} detection)\n\n"

@@ -107,3 +107,15 @@ def test_augmented_evaluation_needs_one_framing(fused, att_dir):
     pipeline = FacePipeline(fused, FaceExtractor.for_encoder(fused, None))
     with pytest.raises(EmbedkitError, match="framings"):
         evaluate_folder(pipeline, att_dir / "s1", one_photo=True, copies=2)
+
+
+def test_fused_ships_its_impostor_reference(fused, lfw_dir):
+    from embedkit.compare import compare_files
+    from embedkit.evaluation.reference import reference_for
+
+    pipeline = FacePipeline(fused)
+    reference = reference_for(fused, pipeline.extractor.describe())
+    assert reference is not None and reference.about["model_id"] == fused.model_id
+    assert reference.n_pairs > 10_000_000 and "face_setting_differs" not in reference.about
+    result = compare_files(pipeline, _photo(lfw_dir, *PAIR_SAME[0]), _photo(lfw_dir, *PAIR_SAME[1]))
+    assert result.strangers_below > 0.999 and "strangers" in result.strangers
