@@ -41,6 +41,12 @@ def face_setting(detector: str | None, center_crop: float = 1.0, flip: bool = Fa
     return name + ("+flip" if flip else "")
 
 
+def source_setting(source: dict) -> str:
+    """The face setting of an index's stored pipeline source (``detector``, ``no_detect``, ``center_crop``, ``flip``)."""
+    return face_setting(None if source.get("no_detect") else source.get("detector", "yunet"),
+                        source.get("center_crop", 1.0), bool(source.get("flip")))
+
+
 def pipeline_setting(pipeline) -> str:
     """The face setting a :class:`~embedkit.pipeline.FacePipeline` embeds with."""
     extractor = pipeline.extractor

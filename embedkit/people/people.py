@@ -79,13 +79,12 @@ def cluster_threshold(index, threshold: float | None = None) -> tuple[float, boo
 def index_threshold(index):
     """The same-person :class:`~embedkit.calibration.Threshold` for an index's model and face setting,
     without loading the model: a calibration stored with the index, else the backbone's or model's."""
-    from embedkit.calibration import Threshold, face_setting, stored_calibration
+    from embedkit.calibration import Threshold, source_setting, stored_calibration
     from embedkit.encoder import UNCALIBRATED_THRESHOLD
 
     source = index.source
     info = index.info
-    setting = face_setting(None if source.get("no_detect") else source.get("detector", "yunet"),
-                           source.get("center_crop", 1.0), bool(source.get("flip")))
+    setting = source_setting(source)
     entry = stored_calibration(index.store, info.get("model_id"), setting)
     if entry:
         return Threshold(float(entry["threshold"]), True, setting, f"calibrated on {entry.get('data')}")
@@ -99,7 +98,7 @@ def relative_ceiling(index) -> float | None:
     """The similarity above which two groups merge however tight each is: the score only
     :data:`STRANGER_SHARE` of strangers' pairs reach, from the impostor reference of the index's
     model made with the index's face setting; None where there is no such reference."""
-    from embedkit.calibration import face_setting
+    from embedkit.calibration import face_setting, source_setting
     from embedkit.evaluation.reference import METADATA_KEY, ImpostorReference, packaged_reference
 
     source, info = index.source, index.info
@@ -119,9 +118,7 @@ def relative_ceiling(index) -> float | None:
     made_with = (reference.about.get("face_setting") if reference is not None else None) or {}
     if not made_with:
         return None
-    ours = face_setting(None if source.get("no_detect") else source.get("detector", "yunet"),
-                        source.get("center_crop", 1.0), bool(source.get("flip")))
-    if face_setting(made_with.get("detector"), made_with.get("center_crop", 1.0)) != ours:
+    if face_setting(made_with.get("detector"), made_with.get("center_crop", 1.0)) != source_setting(source):
         return None
     return reference.score_at(1.0 - STRANGER_SHARE)
 
