@@ -42,7 +42,8 @@ def face_setting(detector: str | None, center_crop: float = 1.0, flip: bool = Fa
 
 
 def source_setting(source: dict) -> str:
-    """The face setting of an index's stored pipeline source (``detector``, ``no_detect``, ``center_crop``, ``flip``)."""
+    """The face setting of an index's stored pipeline source (its ``detector``, ``no_detect``,
+    ``center_crop`` and ``flip``)."""
     return face_setting(None if source.get("no_detect") else source.get("detector", "yunet"),
                         source.get("center_crop", 1.0), bool(source.get("flip")))
 

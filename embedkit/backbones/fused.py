@@ -11,8 +11,7 @@ SFace's 112 px ArcFace template. Inference only.
 from __future__ import annotations
 
 from embedkit.backbones.facenet import FACENET_PREPROCESSING
-from embedkit.backbones.registry import BackboneSpec, register_backbone
-from embedkit.errors import ModelError
+from embedkit.backbones.registry import BackboneSpec, inference_only, register_backbone
 
 NAME = "facenet+sface"
 PARTS = ("facenet", "sface")
@@ -31,17 +30,14 @@ def load_fused(job: str = "single", backend: str = "auto"):
     return FusedEncoder(NAME, parts, FUSED_THRESHOLD)
 
 
-def _no_keras_network(weights: str, input_size: int):
-    raise ModelError(f"{NAME} is inference-only (it joins two networks' embeddings): nothing to build or fine-tune")
-
-
 register_backbone(
     BackboneSpec(
         name=NAME,
         description="FaceNet + SFace score fusion (both embeddings joined, 256-d); inference only",
         preprocessing=FACENET_PREPROCESSING,
         output_dim=256,
-        builder=_no_keras_network,
+        builder=inference_only(f"{NAME} is inference-only (it joins two networks' embeddings): nothing to build "
+                               "or fine-tune"),
         threshold=FUSED_THRESHOLD,
         thresholds={"yunet": FUSED_THRESHOLD},
         runtime_loader=load_fused,

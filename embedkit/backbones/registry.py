@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from embedkit.backbones.preprocessing import Preprocessing
-from embedkit.errors import UnknownNameError
+from embedkit.errors import ModelError, UnknownNameError
 
 # Weights sources a builder accepts besides a path to a local weights file.
 PRETRAINED = "pretrained"
@@ -69,6 +69,15 @@ class BackboneSpec:
         if not input_size or input_size == self.preprocessing.size:
             return self.preprocessing
         return Preprocessing(input_size, self.preprocessing.scaling, self.preprocessing.grayscale)
+
+
+def inference_only(why: str) -> Callable:
+    """The ``builder`` of a backbone with no Keras network of its own: building it is a ModelError saying ``why``."""
+
+    def build(weights: str, input_size: int):
+        raise ModelError(why)
+
+    return build
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}

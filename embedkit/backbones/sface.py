@@ -13,7 +13,7 @@ import hashlib
 from importlib import resources
 
 from embedkit.backbones.preprocessing import Preprocessing
-from embedkit.backbones.registry import BackboneSpec, register_backbone
+from embedkit.backbones.registry import BackboneSpec, inference_only, register_backbone
 from embedkit.errors import ModelError
 
 SFACE_MODEL = "face_recognition_sface_2021dec_int8bq.onnx"
@@ -56,17 +56,14 @@ def load_sface(job: str = "single", backend: str = "auto"):
     return encoder
 
 
-def _no_keras_network(weights: str, input_size: int):
-    raise ModelError("sface is inference-only (an ONNX model): it has no Keras network to build or fine-tune")
-
-
 register_backbone(
     BackboneSpec(
         name="sface",
         description="OpenCV SFace (MobileFaceNet), 128-d, int8 ONNX shipped with embedkit; inference only",
         preprocessing=SFACE_PREPROCESSING,
         output_dim=128,
-        builder=_no_keras_network,
+        builder=inference_only("sface is inference-only (an ONNX model): it has no Keras network to build "
+                               "or fine-tune"),
         threshold=SFACE_THRESHOLD,
         thresholds={"yunet": SFACE_THRESHOLD},
         runtime_loader=load_sface,
