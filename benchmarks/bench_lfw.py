@@ -155,10 +155,11 @@ def main(argv=None) -> int:
     from embedkit.evaluation.pairs import read_lfw_pairs
     from embedkit.runtime import load_encoder
 
+    pairs = read_lfw_pairs(args.pairs)
     encoder = load_encoder(args.model, None if args.model else args.backbone, job="bulk", backend=args.runtime)
     if hasattr(encoder, "for_job"):
         # The back-end a bulk job of all the pairs' photos runs on, so the label names what embedded them.
-        encoder = encoder.for_job(len({p for pair in read_lfw_pairs(args.pairs) for p in (pair.path_a, pair.path_b)}))
+        encoder = encoder.for_job(len({p for pair in pairs for p in (pair.path_a, pair.path_b)}))
     backend = getattr(encoder, "backend", "tensorflow")
     model_label = (f"fine-tuned model `{args.model.name}` ({encoder.backbone})" if args.model
                    else f"`{args.backbone}` pretrained") + f", {backend} runtime"
@@ -170,7 +171,6 @@ def main(argv=None) -> int:
     if args.flip:
         model_label += ", with flip"
         name = args.name or f"{name}-flip"
-    pairs = read_lfw_pairs(args.pairs)
     n_pairs = len(pairs) if args.folds is None else sum(p.fold < args.folds for p in pairs)
     command = "python benchmarks/bench_lfw.py " + " ".join(argv if argv is not None else sys.argv[1:])
 

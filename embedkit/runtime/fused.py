@@ -42,7 +42,6 @@ class FusedEncoder:
         self.threshold = threshold
         self.weights_source = "pretrained"
         self.metadata: dict = {}
-        self.alignment = self.framings[0][1]
 
     @property
     def framings(self):
@@ -89,7 +88,7 @@ class FusedEncoder:
         if not isinstance(faces, (tuple, list)) or len(faces) != len(self.parts):
             raise ValueError(f"{self.backbone} takes {len(self.parts)} crops of each face "
                              f"(framings {self.framings}); got {type(faces).__name__}")
-        counts = {len(np.asarray(crops).reshape(-1, *np.asarray(crops).shape[-3:])) for crops in faces}
+        counts = {int(np.prod(np.shape(crops)[:-3])) for crops in faces}
         if len(counts) != 1:
             raise ValueError(f"{self.backbone}: the framings hold different numbers of faces {sorted(counts)}")
         joined = [np.sqrt(weight) * part.encode(crops, batch_size, flip)
