@@ -142,7 +142,7 @@ def clean_reference(data: dict, config) -> dict:
         val_emb, test_emb = encoder.encode(faces.crops[val]), encoder.encode(faces.crops[test])
         np.savez(cache, val=val_emb, test=test_emb)
     ia, ib, same = sample_pairs(faces.labels[val], config.eval_pairs, seed=config.seed + 1)
-    threshold, _ = best_threshold(_scores(val_emb, ia, ib), same)
+    threshold, _ = best_threshold(_scores(val_emb, ia, ib), same, balanced=True)
     return {"test": test_emb, "threshold": threshold}
 
 
@@ -179,7 +179,6 @@ def sampled_test(report: dict) -> dict:
 
 
 def run_one(data: dict, shift: str, loss: str, args, clean: dict) -> dict:
-    from embedkit.evaluation.metrics import mcnemar, small_sample_warnings
     from embedkit.training import FinetuneConfig, finetune
 
     images, split, faces, paths = face_inputs(data)
@@ -195,15 +194,34 @@ def run_one(data: dict, shift: str, loss: str, args, clean: dict) -> dict:
     result = finetune(config, images=images, split=split, faces=faces, progress=sys.stderr.isatty())
     seconds = time.perf_counter() - t0
     print(f"\n== {shift} / {loss} ({seconds:.0f} s)\n{result.text}", flush=True)
-    ia, ib, same, missing = official_test_pairs(data, paths, result.test_indices)
     head = result.report["headline"]
+    row = {"shift": shift, "loss": loss, "training": variant_name(args)}
+    row.update(official_scores(data, paths, result.test_indices, clean,
+                               (result.test_embeddings["before"], head["before_threshold"]),
+                               (result.test_embeddings["after"], head["after_threshold"])))
+    row.update({
+        "people": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+        "crops": faces.counts(),
+        "best_validation": result.report["best_validation"],
+        "start_validation": result.report["start_validation"],
+        "sampled_test": sampled_test(result.report),
+        "phases": result.report["phases"], "seconds": seconds, "config": config.to_dict(),
+    })
+    _print_row(row)
+    return row
+
+
+def official_scores(data: dict, paths: list[str], test_rows, clean: dict, before: tuple, after: tuple) -> dict:
+    """Clean, before and after on fold 10's official pairs; ``before``/``after`` = (test embeddings, threshold)."""
+    from embedkit.evaluation.metrics import mcnemar, small_sample_warnings
+
+    ia, ib, same, missing = official_test_pairs(data, paths, test_rows)
     clean_correct, clean_m = verdicts(clean["test"], clean["threshold"], ia, ib, same)
-    before_correct, before_m = verdicts(result.test_embeddings["before"], head["before_threshold"], ia, ib, same)
-    after_correct, after_m = verdicts(result.test_embeddings["after"], head["after_threshold"], ia, ib, same)
+    before_correct, before_m = verdicts(*before, ia, ib, same)
+    after_correct, after_m = verdicts(*after, ia, ib, same)
     test = mcnemar(before_correct, after_correct)
     cost = clean_m["accuracy"] - before_m["accuracy"]
-    row = {
-        "shift": shift, "loss": loss, "training": variant_name(args),
+    return {
         "clean_accuracy": clean_m["accuracy"], "before_accuracy": before_m["accuracy"],
         "after_accuracy": after_m["accuracy"],
         "before_tar_1e-3": before_m["tar_at_far_1e-3"], "after_tar_1e-3": after_m["tar_at_far_1e-3"],
@@ -215,17 +233,89 @@ def run_one(data: dict, shift: str, loss: str, args, clean: dict) -> dict:
         "pairs_without_face": missing,
         "p_value": test["p_value"], "mcnemar": test,
         "warnings": small_sample_warnings(int(same.sum()), int((~same).sum())),
-        "people": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
-        "crops": faces.counts(),
-        "best_validation": result.report["best_validation"],
-        "start_validation": result.report["start_validation"],
-        "sampled_test": sampled_test(result.report),
-        "phases": result.report["phases"], "seconds": seconds, "config": config.to_dict(),
     }
-    print(f"{shift}/{loss}: clean {row['clean_accuracy']:.4f}, before {row['before_accuracy']:.4f}, after "
-          f"{row['after_accuracy']:.4f} (McNemar p={row['p_value']:.3g}, {test['verdict']}); TAR@1e-3 "
-          f"{row['before_tar_1e-3']:.3f} -> {row['after_tar_1e-3']:.3f}", flush=True)
-    return row
+
+
+def _print_row(row: dict) -> None:
+    print(f"{row['shift']}/{row['loss']} ({row['training']}): clean {row['clean_accuracy']:.4f}, before "
+          f"{row['before_accuracy']:.4f}, after {row['after_accuracy']:.4f} (McNemar p={row['p_value']:.3g}, "
+          f"{row['mcnemar']['verdict']}); TAR@1e-3 {row['before_tar_1e-3']:.3f} -> {row['after_tar_1e-3']:.3f}",
+          flush=True)
+
+
+def rescore(data: dict) -> None:
+    """Score every stored run's saved model again under the current threshold rule, without training.
+
+    For each run: the shifted validation and test faces (the trainer's own draws, :func:`_shifted`), the
+    pretrained and the saved fine-tuned encoder's embeddings, each one's threshold from the trainer's
+    validation pairs, then the official and the sampled test pairs. A run whose model folder is gone is
+    left as stored (and says so)."""
+    from embedkit.data.pairs import sample_pairs
+    from embedkit.encoder import Encoder
+    from embedkit.training import FinetuneConfig
+    from embedkit.training.trainer import _shifted
+
+    results = _load_previous()
+    clean = clean_reference(data, FinetuneConfig(data="lfw", out="unused", seed=0, eval_pairs=3000))
+    _, split, clean_faces, paths = face_inputs(data)
+    pretrained = Encoder.from_backbone("facenet")
+    by_shift = {}
+    for key, row in results["runs"].items():
+        out = Path(row["config"]["out"])
+        if not (out / "embedkit_model.json").is_file():
+            logger.warning("%s: model folder %s is gone; left as stored", key, out)
+            row["rescored"] = False
+            continue
+        config = FinetuneConfig(data="lfw", out="unused", seed=row["config"]["seed"], shift=row["shift"],
+                                eval_pairs=row["config"]["eval_pairs"])
+        if row["shift"] not in by_shift:
+            faces, _ = _shifted(config, clean_faces)
+            val, test = faces.indices("val"), faces.indices("test")
+            held = {"val": val, "test": test, "faces": faces,
+                    "val_pairs": sample_pairs(faces.labels[val], config.eval_pairs, seed=config.seed + 1),
+                    "test_pairs": sample_pairs(faces.labels[test], config.eval_pairs, seed=config.seed + 2)}
+            held["before"] = _embed(pretrained, held)
+            by_shift[row["shift"]] = held
+        held = by_shift[row["shift"]]
+        after = _embed(Encoder.load(out), held)
+        row.update(official_scores(data, paths, held["test"], clean, held["before"]["official"],
+                                   after["official"]))
+        row["best_validation"].update(after["validation"])
+        row["start_validation"].update(held["before"]["validation"])
+        row["sampled_test"].update(_sampled_again(held["test_pairs"], held["before"], after))
+        row["rescored"] = True
+        _print_row(row)
+    choose(results)
+    results["commands"] = list(dict.fromkeys(results["commands"] + ["python benchmarks/bench_finetune_shift.py --rescore"]))
+    write_json("finetune_shift", results)
+    write_section("finetune_shift", markdown(results))
+    logger.info("rescored %d runs", sum(bool(r.get("rescored")) for r in results["runs"].values()))
+
+
+def _embed(encoder, held: dict) -> dict:
+    """An encoder's validation figures (threshold by the trainer's rule) and test embeddings."""
+    from embedkit.evaluation import best_threshold, verification_report
+
+    faces = held["faces"]
+    val_emb, test_emb = encoder.encode(faces.crops[held["val"]]), encoder.encode(faces.crops[held["test"]])
+    ia, ib, same = held["val_pairs"]
+    scores = _scores(val_emb, ia, ib)
+    threshold, accuracy = best_threshold(scores, same, balanced=True)
+    return {"test": test_emb, "official": (test_emb, threshold),
+            "validation": {"val_auc": verification_report(scores, same)["auc"], "val_accuracy": accuracy,
+                           "val_threshold": threshold}}
+
+
+def _sampled_again(test_pairs, before: dict, after: dict) -> dict:
+    """The trainer's sampled test comparison again: 3,000 pairs of all the test people's photos."""
+    from embedkit.evaluation.metrics import mcnemar
+
+    ia, ib, same = test_pairs
+    right = [(_scores(e["test"], ia, ib) >= e["official"][1]) == same for e in (before, after)]
+    test = mcnemar(*right)
+    return {"n_pairs": int(same.size), "n_same": int(same.sum()), "before_accuracy": float(right[0].mean()),
+            "after_accuracy": float(right[1].mean()),
+            "mcnemar": {k: test[k] for k in ("only_before_right", "only_after_right", "p_value", "verdict")}}
 
 
 def _sampled(r: dict) -> str:
@@ -405,6 +495,8 @@ def main() -> None:
     parser.add_argument("--hard-negatives", type=float, default=0.0,
                         help="contrastive: fraction of different pairs mined as hard negatives each epoch")
     parser.add_argument("--prepare", action="store_true", help="only align and cache the crops")
+    parser.add_argument("--rescore", action="store_true",
+                        help="score every stored run's saved model again (current threshold rule), without training")
     parser.add_argument("--render", action="store_true",
                         help="only rewrite the RESULTS.md section from the stored JSON (and the runs' model folders)")
     args = parser.parse_args()
@@ -417,6 +509,9 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     data = lfw_crops(args.max_images)
     if args.prepare:
+        return
+    if args.rescore:
+        rescore(data)
         return
     from embedkit.training import FinetuneConfig
 

@@ -104,8 +104,16 @@ def roc(scores, same) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return fp / n_neg, tp / n_pos, np.r_[np.inf, distinct]
 
 
-def best_threshold(scores, same) -> tuple[float, float]:
+def best_threshold(scores, same, balanced: bool = False) -> tuple[float, float]:
     """Threshold that maximises accuracy on these pairs, and that accuracy.
+
+    With ``balanced``, each kind of pair weighs the same (the mean of the
+    same-pair and different-pair accuracies is maximised, and returned): the
+    threshold then does not lean towards "different" because a folder allows
+    fewer same-person pairs than different ones (a validation set of a few
+    photos per person gives about one same pair in six), and it matches a
+    verdict asked without a prior, as on LFW's balanced pairs. On balanced
+    pairs both rules agree.
 
     One sort, O(n log n). Among equally good thresholds the highest is chosen.
     The threshold is placed midway between neighbouring scores (see ``roc``
@@ -113,10 +121,17 @@ def best_threshold(scores, same) -> tuple[float, float]:
     """
     scores, same = _check_pairs(scores, same)
     distinct, tp, fp = _sweep(scores, same)
-    n_neg = same.size - int(same.sum())
-    correct = tp + (n_neg - fp)
+    n_pos = int(same.sum())
+    n_neg = same.size - n_pos
+    if balanced:
+        if n_pos == 0 or n_neg == 0:
+            raise ValueError(f"a balanced threshold needs same and different pairs, got {n_pos} same and "
+                             f"{n_neg} different")
+        correct = (tp / n_pos + (n_neg - fp) / n_neg) / 2.0
+    else:
+        correct = (tp + (n_neg - fp)) / same.size
     k = int(np.argmax(correct))
-    return float(_cut_thresholds(distinct)[k]), float(correct[k] / same.size)
+    return float(_cut_thresholds(distinct)[k]), float(correct[k])
 
 
 def _accuracy(scores: np.ndarray, same: np.ndarray, threshold: float) -> float:

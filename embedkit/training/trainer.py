@@ -18,7 +18,8 @@
    whenever their ROC AUC (at an equal AUC, their accuracy) improves on the
    best so far, starting model included, the encoder is saved to the output
    folder (each file replaced atomically) with a threshold calibrated on
-   them, so an interrupted run leaves the best model so far usable;
+   them (the one best with same and different pairs weighed equally, since a
+   validation folder allows far fewer same pairs than different ones), so an interrupted run leaves the best model so far usable;
 5. :func:`_test_report`: the test people scored on the same pairs with the
    encoder before training and the saved one, each at the threshold of its
    own validation pairs, with McNemar's paired test; as text, JSON and a ROC
@@ -253,7 +254,7 @@ def _val_metrics(emb, pairs, margin) -> dict:
     ia, ib, same = pairs
     scores = _pair_scores(emb, ia, ib)
     fpr, tpr, _ = roc(scores, same)
-    threshold, accuracy = best_threshold(scores, same)
+    threshold, accuracy = best_threshold(scores, same, balanced=True)
     distance = np.sqrt(np.maximum(2.0 - 2.0 * scores, 0.0))
     loss = 0.5 * np.where(same, distance**2, np.maximum(margin - distance, 0.0) ** 2).mean()
     return {"val_auc": roc_auc(fpr, tpr), "val_accuracy": accuracy, "val_threshold": threshold,

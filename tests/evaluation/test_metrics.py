@@ -100,6 +100,32 @@ def test_best_threshold_matches_brute_force(ties):
     assert np.mean((scores >= threshold) == same) == pytest.approx(accuracy)
 
 
+def _balanced_accuracy(scores, same, t):
+    accept = scores >= t
+    return (np.mean(accept[same]) + np.mean(~accept[~same])) / 2
+
+
+def test_balanced_threshold_matches_brute_force_and_ignores_the_class_ratio():
+    # One same pair per five different ones, as a validation folder of a few photos per person gives:
+    # plain accuracy leans towards "different"; the balanced threshold is the one a 1:1 test set wants.
+    rng = np.random.default_rng(5)
+    same = np.r_[np.ones(500, bool), np.zeros(2500, bool)]
+    scores = np.where(same, rng.normal(0.6, 0.12, same.size), rng.normal(0.1, 0.12, same.size))
+    candidates = np.r_[np.unique(scores), scores.max() + 1]
+    brute = max(_balanced_accuracy(scores, same, t) for t in candidates)
+    threshold, accuracy = best_threshold(scores, same, balanced=True)
+    assert accuracy == pytest.approx(brute)
+    assert _balanced_accuracy(scores, same, threshold) == pytest.approx(accuracy)
+    plain, _ = best_threshold(scores, same)
+    assert plain > threshold  # the imbalance pushes the plain rule up
+    # On a 1:1 draw of the same two distributions the balanced threshold is the better one.
+    test_same = np.r_[np.ones(20000, bool), np.zeros(20000, bool)]
+    test = np.where(test_same, rng.normal(0.6, 0.12, test_same.size), rng.normal(0.1, 0.12, test_same.size))
+    assert np.mean((test >= threshold) == test_same) > np.mean((test >= plain) == test_same)
+    with pytest.raises(ValueError, match="same and different"):
+        best_threshold([0.2, 0.3], [True, True], balanced=True)
+
+
 def test_tar_at_far_and_eer_match_brute_force():
     scores, same = _noisy(n=6000, seed=3)
     report = verification_report(scores, same)
