@@ -132,21 +132,24 @@ def subset(sample: dict, mask) -> dict:
 
 
 @functools.lru_cache(maxsize=1)
-def facenet_ceiling() -> float | None:
-    """The relative condition's ceiling ``embedkit cluster`` uses for pretrained facenet with YuNet
-    (the score only STRANGER_SHARE of strangers' pairs reach in facenet's packaged impostor reference)."""
+def facenet_reference():
+    """Pretrained facenet's packaged impostor reference (made with YuNet, this benchmark's setting),
+    from which ``embedkit cluster`` takes its ceiling and its lone-pair floor."""
     from embedkit.evaluation.reference import packaged_reference
-    from embedkit.people.people import STRANGER_SHARE
 
-    reference = packaged_reference("facenet")
-    return None if reference is None else reference.score_at(1.0 - STRANGER_SHARE)
+    return packaged_reference("facenet")
 
 
 def embedkit_labels(vectors, threshold, relative, relative_min):
+    """``embedkit cluster``'s clustering: the relative condition's ceiling (when ``relative``) and the
+    lone-pair floor for a library of ``len(vectors)`` faces, both from facenet's reference."""
     from embedkit.people.cluster import cluster_vectors
+    from embedkit.people.people import STRANGER_SHARE, lone_pair_floor
 
-    return cluster_vectors(vectors, threshold, relative=relative, relative_min=relative_min,
-                           ceiling=facenet_ceiling() if relative else None)
+    reference = facenet_reference()
+    ceiling = reference.score_at(1.0 - STRANGER_SHARE) if relative and reference is not None else None
+    return cluster_vectors(vectors, threshold, relative=relative, relative_min=relative_min, ceiling=ceiling,
+                           pair_floor=lone_pair_floor(reference, len(vectors)))
 
 
 def average_link_labels(vectors, distance):

@@ -25,6 +25,9 @@ def command(index_dir, threshold, min_faces, include_low_quality, relative, rela
         report = cluster(index, threshold=threshold, min_faces=min_faces, include_low_quality=include_low_quality,
                          relative=relative, relative_min=relative_min)
     note = "" if report.calibrated else " (uncalibrated threshold)"
+    if report.pair_floor is not None:
+        n_faces = report.faces - report.low_quality
+        note += f", two lone faces pair up from {report.pair_floor:.3f} (1 in {n_faces:,} pairs of strangers reach it)"
     emit(as_json, report.to_dict(),
          f"{report.index}: {report.people} people. This run: {report.considered} faces clustered, "
          f"{report.joined_existing} joined existing people, {report.in_new_people} formed {report.new_people} "

@@ -52,7 +52,8 @@ class Groups:
 
 
 def agglomerate(groups: Groups, threshold: float, relative: float = 0.0, relative_min: int = RELATIVE_MIN,
-                neighbours: int = NEIGHBOURS, ceiling: float | None = None) -> np.ndarray:
+                neighbours: int = NEIGHBOURS, ceiling: float | None = None,
+                pair_floor: float | None = None) -> np.ndarray:
     """Merge ``groups`` as the module says; returns, for each input group, the index of the
     group it ended in (a representative input group index).
 
@@ -63,6 +64,13 @@ def agglomerate(groups: Groups, threshold: float, relative: float = 0.0, relativ
     then stay apart, while a loose group of one person's varied photos still
     takes in its other pieces. ``ceiling`` caps what the relative condition
     asks: two groups at least that similar merge however tight they are.
+
+    ``pair_floor`` (above ``threshold``) is what two single faces need to
+    merge: a lone pair has no other face to confirm it, and in a library of
+    many people each face has many strangers, some of whom score high. Two
+    groups of ``m`` and ``n`` faces need ``threshold + (pair_floor -
+    threshold) / sqrt(m * n)``: their similarity is a mean over ``m * n``
+    pairs, and the margin asked shrinks like that mean's standard error.
     """
     n = len(groups.counts)
     parent = np.arange(n)
@@ -91,10 +99,21 @@ def agglomerate(groups: Groups, threshold: float, relative: float = 0.0, relativ
             with np.errstate(invalid="ignore", divide="ignore"):
                 within = ((sums[candidates] ** 2).sum(1) - n_c) / (n_c * (n_c - 1))
             within[n_c < relative_min] = np.nan
+        floor = None
+        if pair_floor is not None and pair_floor > threshold:
+            floor = (counts[candidates], pair_floor)
         found, dead = _best_partners(means, candidates, frozen[candidates], rows, tags, threshold, neighbours,
-                                     within, relative, ceiling)
+                                     within, relative, ceiling, floor)
         best[candidates[rows]] = found
         stale[candidates[rows]] = False
+        looked_again = 0
+        if floor is not None:
+            # What two groups need grows smaller as they grow, and it is symmetric: a group that found
+            # none acceptable before may be acceptable to one that just grew. Look at it again.
+            named = found[found >= 0]
+            again = named[(best[named] < 0) & active[named]]
+            stale[again] = True
+            looked_again = len(again)
         active[candidates[rows[dead]]] = False
         changed = []
         for a in candidates[rows[~dead]]:
@@ -113,7 +132,7 @@ def agglomerate(groups: Groups, threshold: float, relative: float = 0.0, relativ
         if not changed:
             # Reciprocal pairs found among cached partners of groups not looked at this round.
             pairs = [a for a in candidates if active[a] and best[a] >= 0 and active[best[a]] and best[best[a]] == a]
-            if not pairs:
+            if not pairs and not looked_again:
                 break
             stale[pairs] = True
             continue
@@ -132,7 +151,7 @@ def agglomerate(groups: Groups, threshold: float, relative: float = 0.0, relativ
 
 def _best_partners(means: np.ndarray, ids: np.ndarray, frozen: np.ndarray, rows: np.ndarray,
                    tags: list[frozenset], threshold: float, neighbours: int, within=None, relative: float = 0.0,
-                   ceiling: float | None = None):
+                   ceiling: float | None = None, floor=None):
     """For the candidate ``rows``: the most similar allowed partner at or above ``threshold``
     (a group id from ``ids``, or -1), and whether the row can never merge again."""
     import faiss
@@ -159,12 +178,16 @@ def _best_partners(means: np.ndarray, ids: np.ndarray, frozen: np.ndarray, rows:
         for pos, row_sims, row_found in zip(positions, sims, found):
             row = rows[pos]
             row_tags = tags[ids[row]]
+            waiting = False  # held back by the floor only: may merge once a group has grown
             for sim, other in zip(row_sims, row_found):
                 if sim < threshold or other < 0:
                     break
                 if other == row or (frozen[row] and frozen[other]):
                     continue
                 if row_tags and row_tags & tags[ids[other]]:
+                    continue
+                if floor is not None and sim < _needed(threshold, floor[1], floor[0][row] * floor[0][other]):
+                    waiting = True
                     continue
                 if within is not None and (ceiling is None or sim < ceiling):
                     tight = [w for w in (within[row], within[other]) if w == w]
@@ -173,17 +196,23 @@ def _best_partners(means: np.ndarray, ids: np.ndarray, frozen: np.ndarray, rows:
                 best[pos] = ids[other]
                 break
             # Nothing reaches the threshold (the k-th neighbour is already below): never again.
-            if best[pos] < 0 and (row_sims[-1] < threshold or k >= index.ntotal):
+            if best[pos] < 0 and not waiting and (row_sims[-1] < threshold or k >= index.ntotal):
                 dead[pos] = True
     return best, dead
 
 
+def _needed(threshold: float, pair_floor: float, n_pairs: float) -> float:
+    """The similarity two groups with ``n_pairs`` face pairs between them need under ``pair_floor``."""
+    return threshold + (pair_floor - threshold) / float(np.sqrt(n_pairs))
+
+
 def cluster_vectors(vectors: np.ndarray, threshold: float, photos=None, relative: float = 0.0,
-                    relative_min: int = RELATIVE_MIN, ceiling: float | None = None) -> np.ndarray:
+                    relative_min: int = RELATIVE_MIN, ceiling: float | None = None,
+                    pair_floor: float | None = None) -> np.ndarray:
     """Cluster unit ``vectors`` (one face each) into labels ``0..C-1``, largest cluster first.
 
     ``photos`` (optional) names each face's photo: faces of one photo never share a label.
-    ``relative``, ``relative_min`` and ``ceiling`` as in :func:`agglomerate`.
+    ``relative``, ``relative_min``, ``ceiling`` and ``pair_floor`` as in :func:`agglomerate`.
     """
     vectors = np.asarray(vectors, np.float32)
     n = len(vectors)
@@ -198,7 +227,7 @@ def cluster_vectors(vectors: np.ndarray, threshold: float, photos=None, relative
                 for i in members:
                     tags[i] = frozenset({("photo", photo)})
     parent = agglomerate(Groups(vectors, np.ones(n), tags, np.zeros(n, bool)), threshold, relative, relative_min,
-                         ceiling=ceiling)
+                         ceiling=ceiling, pair_floor=pair_floor)
     return relabel(parent)
 
 

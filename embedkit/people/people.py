@@ -35,8 +35,11 @@ RELATIVE = 0.8
 RELATIVE_MIN = 4
 # Two groups more alike than all but this share of pairs of strangers merge
 # however tight each is (the relative condition's ceiling), where the model's
-# impostor reference for the index's face setting says where that is.
+# impostor reference for the index's face setting (stranger_reference) says
+# where that is.
 STRANGER_SHARE = 1e-4
+# And two lone faces pair up only at the score one in N pairs of strangers reach
+# (N: the library's faces; see lone_pair_floor), bigger groups needing less.
 # A cluster of fewer faces stays unassigned (and is tried again next time).
 MIN_FACES = 2
 NEW = "new"
@@ -51,6 +54,7 @@ class ClusterReport:
     threshold: float
     calibrated: bool
     relative_ceiling: float | None = None
+    pair_floor: float | None = None
     faces: int = 0
     considered: int = 0
     joined_existing: int = 0
@@ -94,10 +98,19 @@ def index_threshold(index):
     return Threshold(UNCALIBRATED_THRESHOLD, False, setting, "default (uncalibrated)")
 
 
-def relative_ceiling(index) -> float | None:
-    """The similarity above which two groups merge however tight each is: the score only
-    :data:`STRANGER_SHARE` of strangers' pairs reach, from the impostor reference of the index's
-    model made with the index's face setting; None where there is no such reference."""
+def lone_pair_floor(reference, n_faces: int) -> float | None:
+    """What two lone faces need to pair up in a library of ``n_faces`` faces: the score only one in
+    ``n_faces`` pairs of strangers reach in ``reference`` (an impostor reference, see
+    :func:`stranger_reference`), so a face expects about one stranger that alike in the whole
+    library; None without a reference."""
+    if reference is None or n_faces < 2:
+        return None
+    return reference.score_at(1.0 - 1.0 / n_faces)
+
+
+def stranger_reference(index):
+    """The impostor reference of the index's model, made with the index's face setting
+    (:class:`~embedkit.evaluation.reference.ImpostorReference`), or None."""
     from embedkit.calibration import face_setting, source_setting
     from embedkit.evaluation.reference import METADATA_KEY, ImpostorReference, packaged_reference
 
@@ -113,14 +126,14 @@ def relative_ceiling(index) -> float | None:
         else:
             reference = None
     except (KeyError, TypeError, ValueError) as exc:
-        logger.warning("the model's impostor reference is unreadable (%s); clustering without a ceiling", exc)
+        logger.warning("the model's impostor reference is unreadable (%s); clustering without it", exc)
         return None
     made_with = (reference.about.get("face_setting") if reference is not None else None) or {}
     if not made_with:
         return None
     if face_setting(made_with.get("detector"), made_with.get("center_crop", 1.0)) != source_setting(source):
         return None
-    return reference.score_at(1.0 - STRANGER_SHARE)
+    return reference
 
 
 def _model_config(folder) -> dict:
@@ -177,7 +190,8 @@ def cluster(index, threshold: float | None = None, min_faces: int = MIN_FACES,
     """
     started = time.time()
     merge_at, calibrated = cluster_threshold(index, threshold)
-    ceiling = relative_ceiling(index) if relative else None
+    reference = stranger_reference(index)
+    ceiling = reference.score_at(1.0 - STRANGER_SHARE) if relative and reference is not None else None
     people = PeopleStore(index.store)
     dim = index.dim
     report = ClusterReport(index=str(index.folder), threshold=round(merge_at, 4), calibrated=calibrated,
@@ -230,7 +244,11 @@ def cluster(index, threshold: float | None = None, min_faces: int = MIN_FACES,
             tags.append(frozenset(tags_of(faces[row][1], faces[row][2])))
         frozen = np.zeros(n_groups, bool)
         frozen[: len(existing)] = True
-        parent = agglomerate(Groups(sums, counts, tags, frozen), merge_at, relative, relative_min, ceiling=ceiling)
+        n_library = sum(len(rows) for rows in members.values()) + len(todo)
+        floor = lone_pair_floor(reference, n_library)
+        report.pair_floor = None if floor is None or floor <= merge_at else round(floor, 4)
+        parent = agglomerate(Groups(sums, counts, tags, frozen), merge_at, relative, relative_min, ceiling=ceiling,
+                             pair_floor=floor)
 
         report.faces = len(faces)
         report.considered = len(todo)

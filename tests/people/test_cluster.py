@@ -84,3 +84,38 @@ def test_the_relative_condition_keeps_tight_groups_apart_unless_they_reach_the_c
     assert len(set(cluster_vectors(vectors, 0.6, relative=0.8, relative_min=4, ceiling=0.65))) == 1
     assert len(set(cluster_vectors(vectors, 0.6, relative=0.8, relative_min=4, ceiling=0.7))) == 2
     assert len(set(cluster_vectors(vectors, 0.6))) == 1  # without the relative condition they merge anyway
+
+
+def _unit(v):
+    v = np.asarray(v, np.float64)
+    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def test_two_lone_faces_need_the_pair_floor_but_a_group_needs_less():
+    rng = np.random.default_rng(4)
+    axes = np.linalg.qr(rng.normal(size=(32, 32)))[0]
+    # Two lone faces 0.6 alike: above the threshold 0.5, below the floor 0.7.
+    pair = _unit([axes[0], 0.6 * axes[0] + 0.8 * axes[1]])
+    assert len(set(cluster_vectors(pair, 0.5))) == 1
+    assert len(set(cluster_vectors(pair, 0.5, pair_floor=0.7))) == 2
+    assert len(set(cluster_vectors(pair, 0.5, pair_floor=0.55))) == 1
+    # A face 0.62 alike to each of four tight faces: 4 pairs, so it needs 0.5 + 0.2 / 2 = 0.6 - it joins.
+    group = _unit(axes[0] + 0.01 * rng.normal(size=(4, 32)))
+    face = _unit(0.62 * axes[0] + np.sqrt(1 - 0.62**2) * axes[2])
+    labels = cluster_vectors(np.vstack([group, face]), 0.5, pair_floor=0.7)
+    assert len(set(labels)) == 1
+    # At 0.58 it stays out (0.58 < 0.6), and a floor at or below the threshold changes nothing.
+    face = _unit(0.58 * axes[0] + np.sqrt(1 - 0.58**2) * axes[2])
+    assert len(set(cluster_vectors(np.vstack([group, face]), 0.5, pair_floor=0.7))) == 2
+    assert len(set(cluster_vectors(np.vstack([group, face]), 0.5, pair_floor=0.4))) == 1
+
+
+def test_a_face_turned_down_as_a_lone_pair_joins_once_its_partner_has_grown():
+    # b and c are very alike and pair first; a is 0.66 alike to both: too little for a lone pair
+    # (floor 0.7), enough for the pair (2 pairs: 0.5 + 0.2 / sqrt 2 = 0.64).
+    rng = np.random.default_rng(5)
+    axes = np.linalg.qr(rng.normal(size=(32, 32)))[0]
+    a = 0.66 * axes[0] + np.sqrt(1 - 0.66**2) * axes[1]
+    b, c = axes[0], axes[0] + 0.05 * axes[3]
+    assert len(set(cluster_vectors(_unit(np.vstack([a, b, c])), 0.5, pair_floor=0.7))) == 1
+    assert len(set(cluster_vectors(_unit(np.vstack([a, b])), 0.5, pair_floor=0.7))) == 2

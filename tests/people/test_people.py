@@ -64,6 +64,8 @@ def test_all_of_att_with_default_face_settings(att_dir, facenet_encoder, tmp_pat
     assert report.considered == 400 and scores["n_people"] == 40
     assert scores["bcubed_precision"] == 1.0 and scores["bcubed_f"] >= 0.99, scores
     assert 40 <= scores["n_clusters"] <= 41, scores  # s31: two poses 0.58 alike, kept apart
+    # 400 faces: the score 1 in 400 pairs of strangers reach is below the merge threshold, so no floor.
+    assert report.pair_floor is None
 
 
 def test_corrections_survive_new_photos_and_a_new_cluster(copy_att_index, att_dir, tmp_path, facenet_encoder):
