@@ -54,34 +54,82 @@ TEST_FOLD = 9  # fold 10
 logger = logging.getLogger("bench_finetune_shift")
 
 
+def training_photos(people, max_images: int) -> dict[str, list[str]]:
+    """Each person's first ``max_images`` photos (by name), for the people with at least two photos."""
+    out = {}
+    for person in people:
+        photos = sorted(f for f in os.listdir(LFW_IMAGES / person) if f.endswith(".jpg"))
+        if len(photos) >= 2:
+            out[person] = [f"{person}/{f}" for f in photos[:max_images]]
+    return out
+
+
+def pair_paths(pairs, fold: int) -> list[str]:
+    """The photos of one fold's official pairs (``fold`` counted from 0)."""
+    return sorted({p for pair in pairs if pair.fold == fold for p in (pair.path_a, pair.path_b)})
+
+
+def _person(path: str) -> str:
+    return path.split("/")[0]
+
+
 def lfw_crops(max_images: int, size: int = 160) -> dict:
-    """Aligned crops of the benchmark's photos, cached: ``{paths, crops, kept}``."""
+    """Aligned crops of the benchmark's photos, cached: ``{paths, crops, kept, pairs}``."""
     from embedkit.evaluation.pairs import read_lfw_pairs
 
     pairs = read_lfw_pairs(LFW_PAIRS)
-    test_paths = sorted({p for pair in pairs if pair.fold == TEST_FOLD for p in (pair.path_a, pair.path_b)})
-    train_people = sorted({p.split("/")[0] for pair in pairs if pair.fold != TEST_FOLD
-                           for p in (pair.path_a, pair.path_b)})
-    train_paths = []
-    for person in train_people:
-        photos = sorted(f for f in os.listdir(LFW_IMAGES / person) if f.endswith(".jpg"))
-        if len(photos) >= 2:
-            train_paths += [f"{person}/{f}" for f in photos[:max_images]]
+    test_paths = pair_paths(pairs, TEST_FOLD)
+    train_people = sorted({_person(p) for pair in pairs if pair.fold != TEST_FOLD for p in (pair.path_a, pair.path_b)})
+    train_paths = [p for photos in training_photos(train_people, max_images).values() for p in photos]
     paths = train_paths + test_paths
+    crops, kept = _aligned(paths, size)
+    return {"paths": paths, "crops": crops, "kept": kept, "pairs": pairs}
+
+
+def all_folds_crops(max_images: int, size: int = 160) -> dict:
+    """Aligned crops of every photo any of the ten folds needs (every photo of ``pairs.txt`` and every
+    person's training photos), cached; the photos :func:`lfw_crops` already aligned are taken from its
+    cache. ``train_photos``: :func:`training_photos` of everyone in ``pairs.txt``."""
+    from embedkit.evaluation.pairs import read_lfw_pairs
+
+    pairs = read_lfw_pairs(LFW_PAIRS)
+    people = sorted({_person(p) for pair in pairs for p in (pair.path_a, pair.path_b)})
+    train_photos = training_photos(people, max_images)
+    paths = sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)}
+                   | {p for photos in train_photos.values() for p in photos})
+    crops, kept = _aligned(paths, size, reuse=lambda: lfw_crops(max_images, size))
+    return {"paths": paths, "crops": crops, "kept": kept, "pairs": pairs, "train_photos": train_photos}
+
+
+def _aligned(paths: list[str], size: int, reuse=None) -> tuple[np.ndarray, np.ndarray]:
+    """``(crops, kept)`` of ``paths`` (YuNet, the face nearest the centre), cached by the path list;
+    ``reuse``: a function giving another cached set whose photos need not be aligned again."""
     key = hashlib.sha256(("\n".join(paths) + f"|{size}|yunet").encode()).hexdigest()[:16]
     cache = CACHE / f"crops_{key}.npz"
     if cache.is_file():
         data = np.load(cache, allow_pickle=False)
-        return {"paths": paths, "crops": data["crops"], "kept": data["kept"], "pairs": pairs}
+        return data["crops"], data["kept"]
     from embedkit.faces import FaceExtractor
     from embedkit.training.dataset import extract_crops
 
+    known, tried = {}, set()
+    if reuse is not None:
+        other = reuse()
+        tried = set(other["paths"])
+        known = {other["paths"][k]: other["crops"][i] for i, k in enumerate(other["kept"])}
+    todo = [p for p in paths if p not in tried]
     t0 = time.perf_counter()
-    crops, kept = extract_crops([str(LFW_IMAGES / p) for p in paths], FaceExtractor(size, "yunet"), progress=True)
-    logger.info("aligned %d of %d photos in %.0f s", len(kept), len(paths), time.perf_counter() - t0)
+    new_crops, new_kept = extract_crops([str(LFW_IMAGES / p) for p in todo], FaceExtractor(size, "yunet"),
+                                        progress=True)
+    logger.info("aligned %d of %d photos in %.0f s", len(new_kept), len(todo), time.perf_counter() - t0)
+    known.update({todo[k]: new_crops[i] for i, k in enumerate(new_kept)})
+    kept = np.array([i for i, p in enumerate(paths) if p in known], dtype=np.int64)
+    crops = np.zeros((len(kept), size, size, 3), dtype=np.uint8)
+    for row, i in enumerate(kept):
+        crops[row] = known[paths[i]]
     CACHE.mkdir(parents=True, exist_ok=True)
     np.savez(cache, crops=crops, kept=kept)
-    return {"paths": paths, "crops": crops, "kept": kept, "pairs": pairs}
+    return crops, kept
 
 
 def face_inputs(data: dict, val_fraction: float = 0.1):
@@ -109,11 +157,11 @@ def face_inputs(data: dict, val_fraction: float = 0.1):
     return images, split, faces, paths
 
 
-def official_test_pairs(data: dict, paths: list[str], rows: np.ndarray):
-    """Fold 10's official pairs as indices into ``rows`` (the test rows of the face set); pairs with a
-    photo without a face are counted as wrong for every encoder (none in this set)."""
+def official_test_pairs(data: dict, paths: list[str], rows: np.ndarray, fold: int = TEST_FOLD):
+    """A fold's official pairs (fold 10 unless told) as indices into ``rows`` (the test rows of the face
+    set); pairs with a photo without a face are counted as wrong for every encoder (none in this set)."""
     position = {paths[r]: k for k, r in enumerate(rows)}
-    pairs = [p for p in data["pairs"] if p.fold == TEST_FOLD]
+    pairs = [p for p in data["pairs"] if p.fold == fold]
     usable = [p for p in pairs if p.path_a in position and p.path_b in position]
     ia = np.array([position[p.path_a] for p in usable])
     ib = np.array([position[p.path_b] for p in usable])
@@ -178,18 +226,25 @@ def sampled_test(report: dict) -> dict:
             <= round(report["start_validation"]["val_auc"], 5)}
 
 
+def finetune_config(args, shift: str, loss: str, out: Path):
+    """The trainer's settings of a run of this benchmark (the training options of the command line)."""
+    from embedkit.training import FinetuneConfig
+
+    return FinetuneConfig(data=str(LFW_IMAGES), out=str(out), backbone="facenet",
+                          epochs=args.epochs, unfreeze=args.unfreeze, unfreeze_epochs=args.unfreeze_epochs,
+                          learning_rate=args.lr, unfreeze_learning_rate=args.unfreeze_lr, loss=loss, shift=shift,
+                          head_units=(128,),
+                          pairs_per_epoch=args.pairs, patience=args.patience, eval_pairs=3000,
+                          margin=args.margin, hard_negatives=args.hard_negatives,
+                          feature_cache=str(CACHE / "features"), seed=0)
+
+
 def run_one(data: dict, shift: str, loss: str, args, clean: dict) -> dict:
-    from embedkit.training import FinetuneConfig, finetune
+    from embedkit.training import finetune
 
     images, split, faces, paths = face_inputs(data)
     out = OUT / f"{shift}_{loss}_{re.sub(r'[^A-Za-z0-9.]+', '_', variant_name(args))}"
-    config = FinetuneConfig(data=str(LFW_IMAGES), out=str(out), backbone="facenet",
-                            epochs=args.epochs, unfreeze=args.unfreeze, unfreeze_epochs=args.unfreeze_epochs,
-                            learning_rate=args.lr, unfreeze_learning_rate=args.unfreeze_lr, loss=loss, shift=shift,
-                            head_units=(128,),
-                            pairs_per_epoch=args.pairs, patience=args.patience, eval_pairs=3000,
-                            margin=args.margin, hard_negatives=args.hard_negatives,
-                            feature_cache=str(CACHE / "features"), seed=0)
+    config = finetune_config(args, shift, loss, out)
     t0 = time.perf_counter()
     result = finetune(config, images=images, split=split, faces=faces, progress=sys.stderr.isatty())
     seconds = time.perf_counter() - t0
@@ -444,6 +499,264 @@ PROTOCOL_TEXT = (
 )
 
 
+# --- LFW 10-fold: each fold's official pairs test a model fine-tuned on the other nine folds' people ---
+
+TEN_FOLD = "finetune_shift_10fold"
+UNUSED = "unused"  # a FaceSet part the trainer ignores (only "train", "val" and "test" are read)
+
+
+def fold_parts(paths: list[str], pairs, fold: int, train_photos: dict, val_fraction: float = 0.1,
+               seed: int = 0) -> dict:
+    """Which of ``paths`` (the aligned photos of every fold) test, train and validate when ``fold``
+    (counted from 0) is the test fold: ``{labels, names, part, split, test_paths}``.
+
+    Test: the photos of the fold's official pairs. Train and validation: the training photos
+    (``train_photos``: at most ``--max-images`` of each person with two or more) of the people of the
+    other nine folds' pairs, a ``val_fraction`` of them (drawn with ``seed``, as for fold 10 alone)
+    validating. Every other photo is ``unused``. Raises ``ValueError`` if a test person would train or
+    validate, or a photo of the fold's pairs is not a test photo."""
+    from embedkit.data.splits import Split
+
+    names = sorted({_person(p) for p in paths})
+    label_of = {name: i for i, name in enumerate(names)}
+    labels = np.array([label_of[_person(p)] for p in paths], dtype=np.int64)
+    test_paths = set(pair_paths(pairs, fold))
+    test_people = {_person(p) for p in test_paths}
+    present = set(paths)
+    other_people = {_person(p) for pair in pairs if pair.fold != fold for p in (pair.path_a, pair.path_b)}
+    learners = sorted(label_of[n] for n in other_people - test_people
+                      if n in train_photos and any(p in present for p in train_photos[n]))
+    shared = other_people & test_people
+    if shared:
+        raise ValueError(f"fold {fold + 1}: people in this fold's pairs and in other folds' pairs: {sorted(shared)[:5]}")
+    rng = np.random.default_rng(seed)
+    val = set(rng.choice(learners, size=int(round(val_fraction * len(learners))), replace=False).tolist())
+    learning_photos = {p for n in learners for p in train_photos[names[n]]}
+    part = np.full(len(paths), UNUSED, dtype=object)
+    for row, (path, label) in enumerate(zip(paths, labels)):
+        if path in test_paths:
+            part[row] = "test"
+        elif path in learning_photos:
+            part[row] = "val" if int(label) in val else "train"
+    part = part.astype(str)
+    learning = np.isin(part, ("train", "val"))
+    leaked = {names[n] for n in labels[learning]} & test_people
+    if leaked:
+        raise ValueError(f"fold {fold + 1}: test people in training or validation: {sorted(leaked)[:5]}")
+    if {paths[r] for r in np.flatnonzero(part == "test")} != test_paths & present:
+        raise ValueError(f"fold {fold + 1}: not every photo of the fold's pairs is a test photo")
+    split = Split(sorted(set(learners) - val), sorted(val), sorted({label_of[n] for n in test_people if n in label_of}),
+                  seed=seed)
+    return {"labels": labels, "names": names, "part": part, "split": split, "test_paths": sorted(test_paths)}
+
+
+def fold_inputs(data: dict, fold: int):
+    """``(images, split, faces, paths)`` of one fold over the crops of every fold (the same array for
+    every fold: only the parts change, so the frozen-feature cache keyed by it serves all ten)."""
+    from embedkit.data.folders import LabelledImages
+    from embedkit.training.dataset import FaceSet
+
+    paths = [data["paths"][k] for k in data["kept"]]
+    parts = fold_parts(paths, data["pairs"], fold, data["train_photos"])
+    labels = parts["labels"]
+    images = LabelledImages([str(LFW_IMAGES / p) for p in paths], labels, parts["names"], str(LFW_IMAGES))
+    faces = FaceSet(data["crops"], labels, parts["part"], np.arange(len(paths)), np.zeros(len(paths), dtype=bool))
+    return images, parts["split"], faces, paths
+
+
+def clean_embeddings(data: dict) -> np.ndarray:
+    """Pretrained facenet's embeddings of every unshifted crop of every fold (cached)."""
+    from embedkit.encoder import Encoder
+
+    key = hashlib.sha256(("\n".join(data["paths"]) + str(data["kept"].tolist())).encode()).hexdigest()[:16]
+    cache = CACHE / f"clean_all_{key}.npy"
+    if cache.is_file():
+        return np.load(cache)
+    t0 = time.perf_counter()
+    emb = Encoder.from_backbone("facenet").encode(data["crops"])
+    logger.info("clean embeddings of %d crops in %.0f s", len(emb), time.perf_counter() - t0)
+    np.save(cache, emb)
+    return emb
+
+
+def _bits(correct: np.ndarray) -> str:
+    return "".join("1" if c else "0" for c in correct)
+
+
+def _unbits(text: str) -> np.ndarray:
+    return np.array([c == "1" for c in text], dtype=bool)
+
+
+def run_fold(data: dict, fold: int, shift: str, loss: str, args, clean_all: np.ndarray) -> dict:
+    """Fine-tune with ``fold``'s people left out, then score its official pairs clean, before and after,
+    each at the threshold best (balanced rule) on its own validation pairs."""
+    from embedkit.data.pairs import sample_pairs
+    from embedkit.evaluation import best_threshold
+    from embedkit.evaluation.metrics import mcnemar
+    from embedkit.training import finetune
+
+    images, split, faces, paths = fold_inputs(data, fold)
+    out = OUT / "10fold" / f"fold{fold + 1:02d}"
+    config = finetune_config(args, shift, loss, out)
+    t0 = time.perf_counter()
+    result = finetune(config, images=images, split=split, faces=faces, progress=sys.stderr.isatty())
+    seconds = time.perf_counter() - t0
+    head = result.report["headline"]
+    rows = result.test_indices
+    ia, ib, same, missing = official_test_pairs(data, paths, rows, fold)
+    val = faces.indices("val")
+    va, vb, vsame = sample_pairs(faces.labels[val], config.eval_pairs, seed=config.seed + 1)  # the trainer's
+    clean_threshold, _ = best_threshold(_scores(clean_all[val], va, vb), vsame, balanced=True)
+    sides = {"clean": (clean_all[rows], clean_threshold),
+             "before": (result.test_embeddings["before"], head["before_threshold"]),
+             "after": (result.test_embeddings["after"], head["after_threshold"])}
+    row = {"fold": fold + 1, "n_test_pairs": int(same.size), "n_same": int(same.sum()), "pairs_without_face": missing,
+           "same": _bits(same)}
+    correct = {}
+    for side, (emb, threshold) in sides.items():
+        correct[side], metrics = verdicts(emb, threshold, ia, ib, same)
+        row[f"{side}_accuracy"] = metrics["accuracy"]
+        row[f"{side}_threshold"] = metrics["threshold"]
+        row[f"{side}_auc"] = metrics["auc"]
+        row[f"{side}_correct"] = _bits(correct[side])
+        row[f"{side}_scores"] = [round(float(x), 6) for x in _scores(emb, ia, ib)]
+    cost = row["clean_accuracy"] - row["before_accuracy"]
+    row["recovered_fraction"] = (row["after_accuracy"] - row["before_accuracy"]) / cost if cost > 0 else None
+    row["mcnemar"] = mcnemar(correct["before"], correct["after"])
+    row.update({"people": split.summary(), "crops": faces.counts(),
+                "best_validation": result.report["best_validation"],
+                "start_validation": result.report["start_validation"],
+                "sampled_test": sampled_test(result.report), "phases": result.report["phases"],
+                "seconds": seconds, "out": str(out)})
+    logger.info("fold %d: clean %.4f, before %.4f, after %.4f (McNemar %d / %d, p = %.3g) in %.0f s", fold + 1,
+                row["clean_accuracy"], row["before_accuracy"], row["after_accuracy"],
+                row["mcnemar"]["only_before_right"], row["mcnemar"]["only_after_right"], row["mcnemar"]["p_value"],
+                seconds)
+    return row
+
+
+def pooled(folds: list[dict]) -> dict:
+    """The finished folds together: mean and std over folds, McNemar on every paired verdict, TAR@1e-3
+    on every pair's score minus its own fold's validation threshold (10 models, one scale)."""
+    from embedkit.evaluation import verification_report
+    from embedkit.evaluation.metrics import mcnemar
+
+    out = {"folds": [f["fold"] for f in folds], "n_folds": len(folds)}
+    same = np.concatenate([_unbits(f["same"]) for f in folds])
+    out.update({"n_pairs": int(same.size), "n_same": int(same.sum()), "n_different": int((~same).sum())})
+    correct = {}
+    for side in ("clean", "before", "after"):
+        accuracies = np.array([f[f"{side}_accuracy"] for f in folds])
+        correct[side] = np.concatenate([_unbits(f[f"{side}_correct"]) for f in folds])
+        relative = np.concatenate([np.array(f[f"{side}_scores"]) - f[f"{side}_threshold"] for f in folds])
+        out[side] = {"accuracy": float(correct[side].mean()), "fold_mean": float(accuracies.mean()),
+                     "fold_std": float(accuracies.std(ddof=1)) if len(folds) > 1 else None,
+                     "fold_sem": float(accuracies.std(ddof=1) / np.sqrt(len(folds))) if len(folds) > 1 else None,
+                     "tar_at_far_1e-3": verification_report(relative, same)["tar_at_far_1e-3"]}
+    cost = out["clean"]["accuracy"] - out["before"]["accuracy"]
+    out["recovered_fraction"] = (out["after"]["accuracy"] - out["before"]["accuracy"]) / cost if cost > 0 else None
+    out["mcnemar"] = mcnemar(correct["before"], correct["after"])
+    return out
+
+
+def ten_fold(data: dict, args) -> None:
+    """Every fold of ``args.folds`` not stored yet (same training settings), stored as it finishes."""
+    import json
+
+    from benchmarks.results import RESULTS_JSON_DIR
+
+    shift, loss = args.shifts.split(",")[0], args.losses.split(",")[0]
+    if "," in args.shifts or "," in args.losses:
+        raise SystemExit("--ten-fold takes one shift and one loss (fixed in advance for every fold)")
+    training = {"shift": shift, "loss": loss, "training": variant_name(args), "max_images": args.max_images}
+    path = RESULTS_JSON_DIR / f"{TEN_FOLD}.json"
+    results = json.loads(path.read_text())["results"] if path.is_file() else None
+    if results is None or results["setting"] != training:
+        if results is not None:
+            logger.warning("%s holds another setting (%s); starting again", path, results["setting"])
+        results = {"setting": training, "folds": {}, "commands": []}
+    command = "python benchmarks/bench_finetune_shift.py " + " ".join(sys.argv[1:])
+    results["commands"] = list(dict.fromkeys(results["commands"] + [command.strip()]))
+    clean_all = clean_embeddings(data)
+    for fold in [int(k) - 1 for k in args.folds.split(",")]:
+        if str(fold + 1) in results["folds"]:
+            logger.info("fold %d: stored; skipped", fold + 1)
+            continue
+        row = run_fold(data, fold, shift, loss, args, clean_all)
+        row["config"] = finetune_config(args, shift, loss, Path(row["out"])).to_dict()
+        results["folds"][str(fold + 1)] = row
+        finished = [results["folds"][k] for k in sorted(results["folds"], key=int)]
+        results["pooled"] = pooled(finished)
+        write_json(TEN_FOLD, results)
+        write_section(TEN_FOLD, ten_fold_markdown(results))
+
+
+def _mean_std(p: dict) -> str:
+    if p["fold_std"] is None:
+        return _pct(p["fold_mean"])
+    return f"{100 * p['fold_mean']:.2f} ± {100 * p['fold_std']:.2f}%"
+
+
+def ten_fold_markdown(results: dict) -> str:
+    setting, folds = results["setting"], [results["folds"][k] for k in sorted(results["folds"], key=int)]
+    p = results["pooled"]
+    lines = [TEN_FOLD_TEXT.format(**setting), "",
+             f"**{p['n_folds']} of 10 folds** finished ({', '.join(str(k) for k in p['folds'])}); "
+             f"{p['n_pairs']} test pairs ({p['n_same']} same / {p['n_different']} different).", ""]
+    rows = []
+    for f in folds:
+        m = f["mcnemar"]
+        rows.append({"fold": f["fold"], "people train / val / test":
+                     f"{f['people']['train']} / {f['people']['val']} / {f['people']['test']}",
+                     "clean": _pct(f["clean_accuracy"]), "before": _pct(f["before_accuracy"]),
+                     "after": _pct(f["after_accuracy"]), "recovered": _pct(f["recovered_fraction"]),
+                     "McNemar: only before / only after right, p":
+                         f"{m['only_before_right']} / {m['only_after_right']}, p = {m['p_value']:.2g}",
+                     "AUC before / after": f"{f['before_auc']:.4f} / {f['after_auc']:.4f}",
+                     "val AUC start / best": f"{f['start_validation']['val_auc']:.4f} / "
+                                             f"{f['best_validation']['val_auc']:.4f}",
+                     "minutes": f"{f['seconds'] / 60:.1f}"})
+    lines.append(markdown_table(rows))
+    m = p["mcnemar"]
+    lines += ["", markdown_table([{"": side, "accuracy, mean ± std over folds": _mean_std(p[side]),
+                                   "standard error": _pct(p[side]["fold_sem"]),
+                                   f"pooled accuracy ({p['n_pairs']} pairs)": _pct(p[side]["accuracy"]),
+                                   "pooled TAR@FAR=1e-3": _pct(p[side]["tar_at_far_1e-3"])}
+                                  for side in ("clean", "before", "after")]),
+              "", f"Pooled over the {p['n_pairs']} pairs: recovered {_pct(p['recovered_fraction'])} of what the "
+                  f"shift costs ((after - before) / (clean - before)); McNemar, before vs after on the same pairs: "
+                  f"{m['only_before_right']} pairs right only before, {m['only_after_right']} only after, "
+                  f"p = {m['p_value']:.2g}: {m['verdict']}.",
+              "", "Commands: " + "; ".join(f"`{c}`" for c in results["commands"])]
+    return "\n".join(lines)
+
+
+TEN_FOLD_TEXT = (
+    "Fine-tuning under the `{shift}` shift, LFW 10-fold (the `finetune_shift` protocol, once per fold). For "
+    "each fold k: test = fold k's official 600 pairs of `pairs.txt` (300 same, 300 different); train and "
+    "validation = the people of the other nine folds' pairs with at least two photos (at most {max_images} "
+    "each), a tenth of them (seed 0) validating; no test person trains or validates (checked in code). One "
+    "setting, fixed before any fold ran and the same for all ten (chosen on fold 10's validation AUC): "
+    "`{loss}` loss, {training}. 'clean' = pretrained facenet on the unshifted faces, 'before' = pretrained "
+    "facenet on the shifted faces, 'after' = fine-tuned; each at the threshold best (same and different pairs "
+    "weighed equally) on its own fold's validation pairs (3,000 sampled pairs of the validation people), never "
+    "one chosen on test pairs. Mean ± std: over the folds' accuracies (sample std); standard error = std / "
+    "sqrt(folds). Pooled TAR@FAR=1e-3: every test pair's score minus its own fold's validation threshold "
+    "(each fold's 'after' is its own model), over all pooled different pairs; McNemar's exact test on the "
+    "pooled paired verdicts."
+)
+
+
+def render_ten_fold() -> None:
+    """Rewrite the 10-fold section from its stored JSON."""
+    import json
+
+    from benchmarks.results import RESULTS_JSON_DIR
+
+    stored = json.loads((RESULTS_JSON_DIR / f"{TEN_FOLD}.json").read_text())
+    write_section(TEN_FOLD, ten_fold_markdown(stored["results"]), stored=stored)
+
+
 def render() -> None:
     """Rewrite the section from the stored JSON; a run stored without the trainer's sampled-test
     figures gets them from its own model folder's report."""
@@ -499,14 +812,25 @@ def main() -> None:
                         help="score every stored run's saved model again (current threshold rule), without training")
     parser.add_argument("--render", action="store_true",
                         help="only rewrite the RESULTS.md section from the stored JSON (and the runs' model folders)")
+    parser.add_argument("--ten-fold", action="store_true",
+                        help="LFW 10-fold: one shift, one loss and training setting for every fold, each fold's "
+                             "people left out of training; writes finetune_shift_10fold (finished folds kept)")
+    parser.add_argument("--folds", default="1,2,3,4,5,6,7,8,9,10", help="--ten-fold: the folds to run (1-10)")
     args = parser.parse_args()
     if args.render:
-        render()
+        render_ten_fold() if args.ten_fold else render()
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("tensorflow", "absl", "h5py", "embedkit.data.pairs"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    if args.ten_fold:
+        data = all_folds_crops(args.max_images)
+        if args.prepare:
+            clean_embeddings(data)
+        else:
+            ten_fold(data, args)
+        return
     data = lfw_crops(args.max_images)
     if args.prepare:
         return

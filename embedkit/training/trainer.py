@@ -357,14 +357,20 @@ def _face_set(config: FinetuneConfig, images, split, encoder: Encoder, faces, pr
 
 
 def _shifted(config: FinetuneConfig, faces: FaceSet) -> tuple[FaceSet, np.ndarray]:
-    """The face set under ``config.shift`` (each part its own draws) and the clean crops."""
+    """The face set under ``config.shift`` (each part its own draws) and the clean crops.
+
+    Rows in no part are shifted too (their own draws): the crops array, and the frozen-feature cache
+    keyed by it, is then the same whichever people a split uses, for a shift without random draws."""
     if config.shift is None:
         return faces, faces.crops
     crops = faces.crops.copy()
+    outside = np.flatnonzero(~np.isin(faces.part, ("train", "val", "test")))
     for offset, part in enumerate(("train", "val", "test"), start=1):
         rows = faces.indices(part)
         if rows.size:
             crops[rows] = apply_shift(config.shift, faces.crops[rows], seed=config.seed + offset)
+    if outside.size:
+        crops[outside] = apply_shift(config.shift, faces.crops[outside], seed=config.seed + 4)
     logger.info("every crop under the %s shift", config.shift)
     return replace(faces, crops=crops), faces.crops
 
