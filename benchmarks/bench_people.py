@@ -144,11 +144,11 @@ def embedkit_labels(vectors, threshold, relative, relative_min):
     """``embedkit cluster``'s clustering: the relative condition's ceiling (when ``relative``) and the
     lone-pair floor for a library of ``len(vectors)`` faces, both from facenet's reference."""
     from embedkit.people.cluster import cluster_vectors
-    from embedkit.people.people import STRANGER_SHARE, lone_pair_floor
+    from embedkit.people.people import lone_pair_floor, relative_ceiling
 
     reference = facenet_reference()
-    ceiling = reference.score_at(1.0 - STRANGER_SHARE) if relative and reference is not None else None
-    return cluster_vectors(vectors, threshold, relative=relative, relative_min=relative_min, ceiling=ceiling,
+    return cluster_vectors(vectors, threshold, relative=relative, relative_min=relative_min,
+                           ceiling=relative_ceiling(reference) if relative else None,
                            pair_floor=lone_pair_floor(reference, len(vectors)))
 
 
