@@ -212,7 +212,9 @@ def _notes(runs) -> str:
         if start and best and round(best.get("val_auc", 0), 5) <= round(start.get("val_auc", 0), 5):
             lines.append(f"`{run['config']['backbone']}`: no epoch beat the start model on the validation people, "
                          "so the saved model is the start model (with its threshold calibrated on them).")
-    return ("\n\n" + " ".join(lines)) if lines else ""
+    lines.append("Validation thresholds (before and after) are the ones best on the validation people's pairs with "
+                 "same and different pairs weighed equally (their few photos a person allow far fewer same pairs).")
+    return "\n\n" + " ".join(lines)
 
 
 def _official_pairs(root: Path, pairs, test_fold: int, encoders: dict) -> dict:

@@ -478,6 +478,12 @@ def markdown(results: dict) -> str:
                                    "before": _pct(r["before_accuracy"]), "after": _pct(r["after_accuracy"]),
                                    "p": f"{r['p_value']:.2g}", "sampled test pairs": _sampled(r),
                                    "minutes": f"{r['seconds'] / 60:.0f}"} for r in runs])]
+    rescored = sum(bool(r.get("rescored")) for r in runs)
+    if rescored:
+        lines += ["", f"{rescored} of {len(runs)} runs were trained before thresholds weighed same and different "
+                      "validation pairs equally; their figures were recomputed from their saved models under that "
+                      "rule (`--rescore`, no training): which epoch a run kept was chosen by validation AUC, which "
+                      "the rule does not change."]
     lines += ["", "Commands: " + "; ".join(f"`{c}`" for c in results["commands"])]
     return "\n".join(lines)
 
@@ -491,7 +497,9 @@ PROTOCOL_TEXT = (
     "`mask` = the lower face covered by a surgical-mask shape. 'clean' = pretrained facenet on the unshifted "
     "faces, 'before' = pretrained facenet on the shifted faces, 'after' = fine-tuned on the shifted training "
     "faces; each is scored on the same test pairs at the threshold best on its own validation pairs (3,000 "
-    "sampled pairs of the validation people, shifted like the test), never at one chosen on test pairs. "
+    "sampled pairs of the validation people, shifted like the test; their few photos a person allow about one "
+    "same pair in six, so the threshold weighs same and different pairs equally, as the 1:1 test pairs do), "
+    "never at one chosen on test pairs. "
     "McNemar's exact test pairs 'before' and 'after' verdicts on the same 600 pairs; p >= 0.05 reads "
     "'no change'. The last column repeats the comparison on 3,000 pairs sampled (seed 2) from all 785 photos "
     "of the 451 test people (the trainer's own report; more pairs, so smaller differences are significant). "

@@ -144,11 +144,11 @@ def embedkit_labels(vectors, threshold, relative, relative_min):
     """``embedkit cluster``'s clustering: the relative condition's ceiling (when ``relative``) and the
     lone-pair floor for a library of ``len(vectors)`` faces, both from facenet's reference."""
     from embedkit.people.cluster import cluster_vectors
-    from embedkit.people.people import STRANGER_SHARE, lone_pair_floor
+    from embedkit.people.people import lone_pair_floor, relative_ceiling
 
     reference = facenet_reference()
-    ceiling = reference.score_at(1.0 - STRANGER_SHARE) if relative and reference is not None else None
-    return cluster_vectors(vectors, threshold, relative=relative, relative_min=relative_min, ceiling=ceiling,
+    return cluster_vectors(vectors, threshold, relative=relative, relative_min=relative_min,
+                           ceiling=relative_ceiling(reference) if relative else None,
                            pair_floor=lone_pair_floor(reference, len(vectors)))
 
 
@@ -564,7 +564,13 @@ def markdown(results: dict) -> str:
                   f"{results.get('load_average_end', [0])[0]:.1f} at the end of the run): not a speed measurement."]
     lines += ["", "The library default (clustering threshold = same-person threshold + 0.1, relative condition 0.8 "
                   "for groups of >= 4 faces) was set during development while looking at set (a)'s errors and at "
-                  "AT&T, so its (a) row is not an identity-disjoint result; the 'tuned on 2-4' rows are."]
+                  "AT&T, so its (a) row is not an identity-disjoint result; the 'tuned on 2-4' rows are. Every "
+                  "embedkit row, default, tuned and cross-validated alike, runs as `embedkit cluster` does: the "
+                  "relative condition's ceiling (the score 1 in 10,000 pairs of strangers reach in facenet's LFW "
+                  "impostor reference) and the lone-pair floor (two lone faces need the score 1 in N pairs of "
+                  "strangers reach, N the faces clustered; groups of m and n faces need threshold + (floor - "
+                  "threshold) / sqrt(mn)). The floor rule's shape was chosen on the tune set (2-4 photos), "
+                  "among: lone pairs only, 1/(mn), 1/sqrt(mn)."]
     if results.get("a", {}).get("oracle"):
         lines += ["", "'best on this set' rows pick each method's setting on set (a) itself (an upper bound, "
                       "not a fair test); the embedkit grid: thresholds 0.45-0.6, relative condition off / 0.8 / "

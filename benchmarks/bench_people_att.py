@@ -197,7 +197,7 @@ def markdown(r: dict) -> str:
                   markdown_table(rows)]
     lines += ["", "The library applies a ceiling where the model's impostor reference was made with the index's face "
                   "setting (pretrained facenet with YuNet: the score only 1 in 10,000 pairs of strangers reach, 0.658; "
-                  "see `embedkit.people.people.STRANGER_SHARE`); this AT&T index's whole-image setting has no "
+                  "see `embedkit.people.people.relative_ceiling`); this AT&T index's whole-image setting has no "
                   "reference, so its library-default rows above have none. The cross-validated threshold is not the "
                   "default: it suits libraries of people with many photos but lowers precision on all LFW photos "
                   "(set (b) rows)."]

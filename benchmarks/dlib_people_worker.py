@@ -11,7 +11,7 @@ defaults), for EVERY face found; the caller picks a photo's main face. The
 result is cached in one ``.npz`` whose name and ``key`` come from the
 recipe, the dlib and face_recognition versions and the sha256 of both model
 files, so a cache made another way is never read. Each photo is keyed by its
-path, size and modification time: a changed photo is encoded again. The cache
+path and the sha256 of its content: a changed photo is encoded again. The cache
 is saved every ``--save-every`` photos and a killed run resumes.
 
 ``cluster``: ``dlib.chinese_whispers_clustering(descriptors, threshold)`` on
@@ -55,8 +55,9 @@ def cache_key() -> str:
 
 
 def photo_stamp(path: str) -> str:
-    st = os.stat(path)
-    return f"{st.st_size}:{st.st_mtime_ns}"
+    """What a cached photo is checked against: its content (a copy of the same photos with new
+    modification times, as a fresh checkout of the face data gives, keeps the cache)."""
+    return "sha256:" + _file_sha256(path)
 
 
 def cache_file(cache_dir: Path, key: str) -> Path:

@@ -36,7 +36,7 @@ RELATIVE_MIN = 4
 # Two groups more alike than all but this share of pairs of strangers merge
 # however tight each is (the relative condition's ceiling), where the model's
 # impostor reference for the index's face setting (stranger_reference) says
-# where that is.
+# where that is (relative_ceiling).
 STRANGER_SHARE = 1e-4
 # And two lone faces pair up only at the score one in N pairs of strangers reach
 # (N: the library's faces; see lone_pair_floor), bigger groups needing less.
@@ -96,6 +96,13 @@ def index_threshold(index):
     if setting in thresholds:
         return Threshold(thresholds[setting], True, setting, "model")
     return Threshold(UNCALIBRATED_THRESHOLD, False, setting, "default (uncalibrated)")
+
+
+def relative_ceiling(reference) -> float | None:
+    """The similarity above which two groups merge however tight each is: the score only
+    :data:`STRANGER_SHARE` of strangers' pairs reach in ``reference`` (an impostor reference, see
+    :func:`stranger_reference`); None without a reference."""
+    return None if reference is None else reference.score_at(1.0 - STRANGER_SHARE)
 
 
 def lone_pair_floor(reference, n_faces: int) -> float | None:
@@ -191,7 +198,7 @@ def cluster(index, threshold: float | None = None, min_faces: int = MIN_FACES,
     started = time.time()
     merge_at, calibrated = cluster_threshold(index, threshold)
     reference = stranger_reference(index)
-    ceiling = reference.score_at(1.0 - STRANGER_SHARE) if relative and reference is not None else None
+    ceiling = relative_ceiling(reference) if relative else None
     people = PeopleStore(index.store)
     dim = index.dim
     report = ClusterReport(index=str(index.folder), threshold=round(merge_at, 4), calibrated=calibrated,

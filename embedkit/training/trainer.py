@@ -19,7 +19,8 @@
    best so far, starting model included, the encoder is saved to the output
    folder (each file replaced atomically) with a threshold calibrated on
    them (the one best with same and different pairs weighed equally, since a
-   validation folder allows far fewer same pairs than different ones), so an interrupted run leaves the best model so far usable;
+   validation folder allows far fewer same pairs than different ones), so
+   an interrupted run leaves the best model so far usable;
 5. :func:`_test_report`: the test people scored on the same pairs with the
    encoder before training and the saved one, each at the threshold of its
    own validation pairs, with McNemar's paired test; as text, JSON and a ROC
