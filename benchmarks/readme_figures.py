@@ -114,6 +114,23 @@ def _shift(r) -> tuple[str, str]:
             "(bench_finetune_shift.py)", "; ".join(cells))
 
 
+def _shift_ten_fold(r) -> tuple[str, str]:
+    p, s = r["pooled"], r["setting"]
+    m = p["mcnemar"]
+
+    def cell(name):
+        return f"{_pct(p[name]['fold_mean'])} ± {_pct(p[name]['fold_std'])}"
+
+    return (f"Fine-tuning under domain shift, LFW {p['n_folds']}-fold, all {p['n_pairs']:,} official pairs, "
+            f"{s['shift']}: each fold tested on a model fine-tuned on the other folds' people "
+            "(bench_finetune_shift.py --ten-fold)",
+            f"clean {cell('clean')}, shifted {cell('before')} -> fine-tuned ({s['loss']}, {s['training']}, fixed "
+            f"for every fold) {cell('after')}; recovered {_pct(p['recovered_fraction'])} of what the shift costs; "
+            f"McNemar on the pooled pairs {m['only_before_right']} vs {m['only_after_right']}, p = "
+            f"{m['p_value']:.2g}: {m['verdict']}; TAR@1e-3 {_pct(p['before']['tar_at_far_1e-3'])} -> "
+            f"{_pct(p['after']['tar_at_far_1e-3'])}")
+
+
 def _speed(r) -> list[tuple[str, str]]:
     rows = [("End to end (decode, detect, align, embed) (bench_speed.py)",
              f"{r['end_to_end']['photos_per_second']:.0f} photos/s; embedding alone "
@@ -288,6 +305,7 @@ SECTIONS = (
     (("finetune_att", "finetune_lfw"), _att_lfw_finetune),
     (("finetune_utkface",), _utkface),
     (("finetune_shift",), _shift),
+    (("finetune_shift_10fold",), _shift_ten_fold),
     (("speed",), _speed),
     (("peers",), _find),
     (("faiss",), _faiss),
