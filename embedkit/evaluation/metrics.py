@@ -19,6 +19,7 @@ __all__ = [
     "roc_auc",
     "best_threshold",
     "verification_report",
+    "fold_verdicts",
     "retrieval_report",
     "group_report",
     "mcnemar",
@@ -191,19 +192,9 @@ def verification_report(
         if n_folds < 2:
             raise ValueError(f"n_folds must be >= 2, got {n_folds}")
         folds = _stratified_folds(same, n_folds, seed)
-    else:
-        folds = np.asarray(folds)
-        if folds.shape != scores.shape:
-            raise ValueError(f"folds must have one id per pair, got {folds.shape} for {scores.shape}")
-    fold_ids = np.unique(folds)
-    if fold_ids.size < 2:
-        raise ValueError("cross-validated accuracy needs at least 2 folds")
-
-    fold_accuracies = []
-    for f in fold_ids:
-        test = folds == f
-        threshold, _ = best_threshold(scores[~test], same[~test])
-        fold_accuracies.append(_accuracy(scores[test], same[test], threshold))
+    folds = np.asarray(folds)
+    correct = fold_verdicts(scores, same, folds)  # checks the folds
+    fold_accuracies = [correct[folds == f].mean() for f in np.unique(folds)]
 
     fpr, tpr, thresholds = roc(scores, same)
     _, tp, fp = _sweep(scores, same)
@@ -220,8 +211,27 @@ def verification_report(
         "tar_at_far_1e-3": _tar_at_far(fpr, tpr, 1e-3),
         "threshold": threshold,
         "n_pairs": int(scores.size),
-        "n_folds": int(fold_ids.size),
+        "n_folds": len(fold_accuracies),
     }
+
+
+def fold_verdicts(scores, same, folds) -> np.ndarray:
+    """Whether each pair's verdict is right at the threshold best on the other folds (the
+    cross-validated accuracy of :func:`verification_report`, pair by pair, e.g. for McNemar's test
+    between two models scored on the same pairs). ``folds``: each pair's fold id, at least two."""
+    scores, same = _check_pairs(scores, same)
+    folds = np.asarray(folds)
+    if folds.shape != scores.shape:
+        raise ValueError(f"folds must have one id per pair, got {folds.shape} for {scores.shape}")
+    fold_ids = np.unique(folds)
+    if fold_ids.size < 2:
+        raise ValueError("cross-validated accuracy needs at least 2 folds")
+    correct = np.zeros(scores.size, dtype=bool)
+    for f in fold_ids:
+        test = folds == f
+        threshold, _ = best_threshold(scores[~test], same[~test])
+        correct[test] = (scores[test] >= threshold) == same[test]
+    return correct
 
 
 def retrieval_report(embeddings, labels, ks=(1, 5, 10)) -> dict:

@@ -8,6 +8,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from embedkit.evaluation.metrics import (
     best_threshold,
+    fold_verdicts,
     group_report,
     retrieval_report,
     roc,
@@ -154,6 +155,11 @@ def test_cross_validation_uses_given_folds():
         expected.append(np.mean((scores[test] >= t) == same[test]))
     assert report["fold_accuracies"] == pytest.approx(expected)
     assert report["accuracy"] == pytest.approx(np.mean(expected))
+    # The same verdicts pair by pair (what McNemar's test between two models needs).
+    correct = fold_verdicts(scores, same, folds)
+    assert [correct[folds == f].mean() for f in (100, 101, 102, 103)] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="one id per pair"):
+        fold_verdicts(scores, same, folds[:-1])
 
 
 def test_report_is_plain_json_and_reproducible():
