@@ -5,7 +5,9 @@ Protocol (LFW, identity-disjoint, official pairs):
 * test: fold 10's official 600 pairs of ``pairs.txt`` (300 same, 300 different);
   no test person is seen in training or validation (LFW's folds share no people);
 * train / validation: the people of folds 1-9 with at least two photos (at most
-  ``--max-images`` each); a tenth of them, drawn with seed 0, validate (model
+  ``--max-images`` each; ``--train-images`` gives training people more, while
+  validation people keep theirs, so every run validates on the same pairs);
+  a tenth of them, drawn with seed 0, validate (model
   selection and the saved threshold);
 * faces: YuNet detection + alignment on the original photo, the face nearest
   the photo's centre (the rule of ``compare``, ``evaluate`` and ``finetune``);
@@ -62,6 +64,7 @@ LFW_PAIRS = FACES / "lfw" / "pairs.txt"
 CACHE = ROOT / "benchmarks" / ".cache" / "finetune_shift"
 OUT = ROOT / "benchmarks" / "out" / "finetune_shift"
 TEST_FOLD = 9  # fold 10
+UNUSED = "unused"  # a FaceSet part the trainer ignores (only "train", "val" and "test" are read)
 logger = logging.getLogger("bench_finetune_shift")
 
 
@@ -84,32 +87,50 @@ def _person(path: str) -> str:
     return path.split("/")[0]
 
 
-def lfw_crops(max_images: int, size: int = 160) -> dict:
-    """Aligned crops of the benchmark's photos, cached: ``{paths, crops, kept, pairs}``."""
+def lfw_crops(max_images: int, size: int = 160, train_images: int | None = None) -> dict:
+    """Aligned crops of the benchmark's photos, cached: ``{paths, crops, kept, pairs, val_images}``.
+
+    ``train_images``: photos per training person (default ``max_images``; 0: every photo); validation
+    people keep their first ``max_images`` (:func:`face_inputs`), so every run validates on the same pairs."""
     from embedkit.evaluation.pairs import read_lfw_pairs
 
     pairs = read_lfw_pairs(LFW_PAIRS)
     test_paths = pair_paths(pairs, TEST_FOLD)
     train_people = sorted({_person(p) for pair in pairs if pair.fold != TEST_FOLD for p in (pair.path_a, pair.path_b)})
-    train_paths = [p for photos in training_photos(train_people, max_images).values() for p in photos]
+    most = _most_images(max_images, train_images)
+    train_paths = [p for photos in training_photos(train_people, most).values() for p in photos]
     paths = train_paths + test_paths
-    crops, kept = _aligned(paths, size)
-    return {"paths": paths, "crops": crops, "kept": kept, "pairs": pairs}
+    crops, kept = _aligned(paths, size, reuse=None if most == max_images else lambda: lfw_crops(max_images, size))
+    return {"paths": paths, "crops": crops, "kept": kept, "pairs": pairs, "val_images": max_images}
 
 
-def all_folds_crops(max_images: int, size: int = 160) -> dict:
+def _most_images(max_images: int, train_images: int | None) -> int:
+    """Photos per person to align: the larger of the validation cap and ``train_images`` (0: every photo)."""
+    if train_images is None:
+        return max_images
+    return 10**6 if train_images == 0 else max(train_images, max_images)
+
+
+def all_folds_crops(max_images: int, size: int = 160, train_images: int | None = None) -> dict:
     """Aligned crops of every photo any of the ten folds needs (every photo of ``pairs.txt`` and every
     person's training photos), cached; the photos :func:`lfw_crops` already aligned are taken from its
-    cache. ``train_photos``: :func:`training_photos` of everyone in ``pairs.txt``."""
+    cache. ``train_photos``: :func:`training_photos` of everyone in ``pairs.txt`` (``train_images`` each,
+    as for :func:`lfw_crops`; ``val_images`` of them when the person validates)."""
     from embedkit.evaluation.pairs import read_lfw_pairs
 
     pairs = read_lfw_pairs(LFW_PAIRS)
     people = sorted({_person(p) for pair in pairs for p in (pair.path_a, pair.path_b)})
-    train_photos = training_photos(people, max_images)
+    most = _most_images(max_images, train_images)
+    train_photos = training_photos(people, most)
     paths = sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)}
                    | {p for photos in train_photos.values() for p in photos})
-    crops, kept = _aligned(paths, size, reuse=lambda: lfw_crops(max_images, size))
-    return {"paths": paths, "crops": crops, "kept": kept, "pairs": pairs, "train_photos": train_photos}
+    if most == max_images:
+        reuse = lambda: lfw_crops(max_images, size)  # noqa: E731
+    else:
+        reuse = lambda: all_folds_crops(max_images, size)  # noqa: E731
+    crops, kept = _aligned(paths, size, reuse=reuse)
+    return {"paths": paths, "crops": crops, "kept": kept, "pairs": pairs, "train_photos": train_photos,
+            "val_images": max_images}
 
 
 def _aligned(paths: list[str], size: int, reuse=None) -> tuple[np.ndarray, np.ndarray]:
@@ -164,8 +185,19 @@ def face_inputs(data: dict, val_fraction: float = 0.1):
     split = Split(sorted(set(rest) - set(val)), val, test, seed=0)
     images = LabelledImages([str(LFW_IMAGES / p) for p in paths], labels, names, str(LFW_IMAGES))
     part = split.part_of(labels).astype(str)
+    part[(part == "val") & (_photo_rank(paths) >= data.get("val_images", 10**6))] = UNUSED
     faces = FaceSet(data["crops"], labels, part, np.arange(len(paths)), np.zeros(len(paths), dtype=bool))
     return images, split, faces, paths
+
+
+def _photo_rank(paths: list[str]) -> np.ndarray:
+    """Each path's place among its person's photos, by name (0 = the person's first photo)."""
+    seen: dict[str, int] = {}
+    rank = {}
+    for p in sorted(paths):
+        rank[p] = seen.get(_person(p), 0)
+        seen[_person(p)] = rank[p] + 1
+    return np.array([rank[p] for p in paths], dtype=np.int64)
 
 
 def official_test_pairs(data: dict, paths: list[str], rows: np.ndarray, fold: int = TEST_FOLD):
@@ -224,6 +256,9 @@ def variant_name(args) -> str:
         name += f", margin {args.margin:g}"
     if args.hard_negatives:
         name += f", {args.hard_negatives:g} hard negatives"
+    if args.train_images is not None and args.train_images != args.max_images:
+        name += ", every photo of each training person" if args.train_images == 0 else \
+            f", {args.train_images} photos per training person"
     return name
 
 
@@ -312,14 +347,14 @@ def _print_row(row: dict) -> None:
 def rescore(data: dict) -> None:
     """Score every stored run's saved model again under the current threshold rule, without training.
 
-    For each run: the shifted validation and test faces (the trainer's own draws, :func:`_shifted`), the
+    For each run: the shifted validation and test faces (the trainer's own draws, :func:`~embedkit.training.dataset.shifted_face_set`), the
     pretrained and the saved fine-tuned encoder's embeddings, each one's threshold from the trainer's
     validation pairs, then the official and the sampled test pairs. A run whose model folder is gone is
     left as stored (and says so)."""
     from embedkit.data.pairs import sample_pairs
     from embedkit.encoder import Encoder
     from embedkit.training import FinetuneConfig
-    from embedkit.training.trainer import _shifted
+    from embedkit.training.dataset import shifted_face_set
 
     results = _load_previous()
     clean = clean_reference(data, FinetuneConfig(data="lfw", out="unused", seed=0, eval_pairs=3000))
@@ -335,7 +370,7 @@ def rescore(data: dict) -> None:
         config = FinetuneConfig(data="lfw", out="unused", seed=row["config"]["seed"], shift=row["shift"],
                                 eval_pairs=row["config"]["eval_pairs"])
         if row["shift"] not in by_shift:
-            faces, _ = _shifted(config, clean_faces)
+            faces = shifted_face_set(clean_faces, config.shift, config.seed)
             val, test = faces.indices("val"), faces.indices("test")
             held = {"val": val, "test": test, "faces": faces,
                     "val_pairs": sample_pairs(faces.labels[val], config.eval_pairs, seed=config.seed + 1),
@@ -491,7 +526,9 @@ def markdown(results: dict) -> str:
 PROTOCOL_TEXT = (
     "Fine-tuning under domain shift, LFW. Test: fold 10's official 600 pairs of `pairs.txt` (300 same, "
     "300 different; LFW's folds share no people). Train and validation: the people of folds 1-9 with at least "
-    "two photos (at most 4 each), a tenth of them (seed 0) for validation. Faces: YuNet detection and "
+    "two photos (at most 4 each; a run marked 'every photo of each training person' trains on all of each "
+    "training person's photos, while the validation people keep their first 4, so every run validates on the "
+    "same pairs), a tenth of them (seed 0) for validation. Faces: YuNet detection and "
     "alignment on the original photo, the face nearest the centre; then the shift is applied to every aligned "
     "160x160 crop (training faces too, with other random draws): `lowres` = down to 24x24 px and back up, "
     "`mask` = the lower face covered by a surgical-mask shape. 'clean' = pretrained facenet on the unshifted "
@@ -520,18 +557,17 @@ PROTOCOL_TEXT = (
 # --- LFW 10-fold: each fold's official pairs test a model fine-tuned on the other nine folds' people ---
 
 TEN_FOLD = "finetune_shift_10fold"
-UNUSED = "unused"  # a FaceSet part the trainer ignores (only "train", "val" and "test" are read)
 
 
 def fold_parts(paths: list[str], pairs, fold: int, train_photos: dict, val_fraction: float = 0.1,
-               seed: int = 0) -> dict:
+               seed: int = 0, val_images: int | None = None) -> dict:
     """Which of ``paths`` (the aligned photos of every fold) test, train and validate when ``fold``
     (counted from 0) is the test fold: ``{labels, names, part, split, test_paths}``.
 
     Test: the photos of the fold's official pairs. Train and validation: the training photos
     (``train_photos``: at most ``--max-images`` of each person with two or more) of the people of the
     other nine folds' pairs, a ``val_fraction`` of them (drawn with ``seed``, as for fold 10 alone)
-    validating. Every other photo is ``unused``. Raises ``ValueError`` if a test person would train or
+    validating with their first ``val_images`` training photos (default: all of them). Every other photo is ``unused``. Raises ``ValueError`` if a test person would train or
     validate, or a photo of the fold's pairs is not a test photo."""
     from embedkit.data.splits import Split
 
@@ -549,7 +585,8 @@ def fold_parts(paths: list[str], pairs, fold: int, train_photos: dict, val_fract
         raise ValueError(f"fold {fold + 1}: people in this fold's pairs and in other folds' pairs: {sorted(shared)[:5]}")
     rng = np.random.default_rng(seed)
     val = set(rng.choice(learners, size=int(round(val_fraction * len(learners))), replace=False).tolist())
-    learning_photos = {p for n in learners for p in train_photos[names[n]]}
+    learning_photos = {p for n in learners
+                       for p in train_photos[names[n]][:val_images if n in val else None]}
     part = np.full(len(paths), UNUSED, dtype=object)
     for row, (path, label) in enumerate(zip(paths, labels)):
         if path in test_paths:
@@ -575,7 +612,7 @@ def fold_inputs(data: dict, fold: int):
     from embedkit.training.dataset import FaceSet
 
     paths = [data["paths"][k] for k in data["kept"]]
-    parts = fold_parts(paths, data["pairs"], fold, data["train_photos"])
+    parts = fold_parts(paths, data["pairs"], fold, data["train_photos"], val_images=data.get("val_images"))
     labels = parts["labels"]
     images = LabelledImages([str(LFW_IMAGES / p) for p in paths], labels, parts["names"], str(LFW_IMAGES))
     faces = FaceSet(data["crops"], labels, parts["part"], np.arange(len(paths)), np.zeros(len(paths), dtype=bool))
@@ -614,7 +651,7 @@ def run_fold(data: dict, fold: int, shift: str, loss: str, args, clean_all: np.n
     from embedkit.training import finetune
 
     images, split, faces, paths = fold_inputs(data, fold)
-    out = OUT / "10fold" / f"fold{fold + 1:02d}"
+    out = OUT / (f"10fold_{args.name}" if args.name else "10fold") / f"fold{fold + 1:02d}"
     config = finetune_config(args, shift, loss, out)
     t0 = time.perf_counter()
     result = finetune(config, images=images, split=split, faces=faces, progress=sys.stderr.isatty())
@@ -687,7 +724,8 @@ def ten_fold(data: dict, args) -> None:
     if "," in args.shifts or "," in args.losses:
         raise SystemExit("--ten-fold takes one shift and one loss (fixed in advance for every fold)")
     training = {"shift": shift, "loss": loss, "training": variant_name(args), "max_images": args.max_images}
-    path = RESULTS_JSON_DIR / f"{TEN_FOLD}.json"
+    name = args.name or TEN_FOLD
+    path = RESULTS_JSON_DIR / f"{name}.json"
     results = json.loads(path.read_text())["results"] if path.is_file() else None
     if results is None or results["setting"] != training:
         if results is not None:
@@ -705,8 +743,8 @@ def ten_fold(data: dict, args) -> None:
         results["folds"][str(fold + 1)] = row
         finished = [results["folds"][k] for k in sorted(results["folds"], key=int)]
         results["pooled"] = pooled(finished)
-        write_json(TEN_FOLD, results)
-        write_section(TEN_FOLD, ten_fold_markdown(results))
+        write_json(name, results)
+        write_section(name, ten_fold_markdown(results))
 
 
 def _mean_std(p: dict) -> str:
@@ -753,7 +791,8 @@ TEN_FOLD_TEXT = (
     "Fine-tuning under the `{shift}` shift, LFW 10-fold (the `finetune_shift` protocol, once per fold). For "
     "each fold k: test = fold k's official 600 pairs of `pairs.txt` (300 same, 300 different); train and "
     "validation = the people of the other nine folds' pairs with at least two photos (at most {max_images} "
-    "each), a tenth of them (seed 0) validating; no test person trains or validates (checked in code). One "
+    "each unless the setting gives training people more; a validating person always keeps their first "
+    "{max_images}), a tenth of them (seed 0) validating; no test person trains or validates (checked in code). One "
     "setting, fixed before any fold ran and the same for all ten (chosen on fold 10's validation AUC): "
     "`{loss}` loss, {training}. 'clean' = pretrained facenet on the unshifted faces, 'before' = pretrained "
     "facenet on the shifted faces, 'after' = fine-tuned; each at the threshold best (same and different pairs "
@@ -766,14 +805,14 @@ TEN_FOLD_TEXT = (
 )
 
 
-def render_ten_fold() -> None:
-    """Rewrite the 10-fold section from its stored JSON."""
+def render_ten_fold(name: str = TEN_FOLD) -> None:
+    """Rewrite a 10-fold section from its stored JSON."""
     import json
 
     from benchmarks.results import RESULTS_JSON_DIR
 
-    stored = json.loads((RESULTS_JSON_DIR / f"{TEN_FOLD}.json").read_text())
-    write_section(TEN_FOLD, ten_fold_markdown(stored["results"]), stored=stored)
+    stored = json.loads((RESULTS_JSON_DIR / f"{name}.json").read_text())
+    write_section(name, ten_fold_markdown(stored["results"]), stored=stored)
 
 
 def render() -> None:
@@ -815,7 +854,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shifts", default="lowres,mask")
     parser.add_argument("--losses", default="contrastive,triplet")
-    parser.add_argument("--max-images", type=int, default=4, help="photos per training person")
+    parser.add_argument("--max-images", type=int, default=4,
+                        help="photos per training person (and per validation person, always)")
+    parser.add_argument("--train-images", type=int, default=None,
+                        help="photos per training person, 0: every photo (default: --max-images); validation "
+                             "people keep --max-images, so every run validates on the same pairs")
     parser.add_argument("--epochs", type=int, default=5, help="epochs of the head phase (backbone frozen)")
     parser.add_argument("--unfreeze", type=int, default=3, help="top backbone blocks trained in the second phase")
     parser.add_argument("--unfreeze-epochs", type=int, default=6)
@@ -835,22 +878,24 @@ def main() -> None:
                         help="LFW 10-fold: one shift, one loss and training setting for every fold, each fold's "
                              "people left out of training; writes finetune_shift_10fold (finished folds kept)")
     parser.add_argument("--folds", default="1,2,3,4,5,6,7,8,9,10", help="--ten-fold: the folds to run (1-10)")
+    parser.add_argument("--name", default=None,
+                        help=f"--ten-fold: the results' name (default {TEN_FOLD}); another setting gets its own")
     args = parser.parse_args()
     if args.render:
-        render_ten_fold() if args.ten_fold else render()
+        render_ten_fold(args.name or TEN_FOLD) if args.ten_fold else render()
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("tensorflow", "absl", "h5py", "embedkit.data.pairs"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if args.ten_fold:
-        data = all_folds_crops(args.max_images)
+        data = all_folds_crops(args.max_images, train_images=args.train_images)
         if args.prepare:
             clean_embeddings(data)
         else:
             ten_fold(data, args)
         return
-    data = lfw_crops(args.max_images)
+    data = lfw_crops(args.max_images, train_images=args.train_images)
     if args.prepare:
         return
     if args.rescore:

@@ -137,7 +137,7 @@ def fold_scores(name: str, raw: dict, fit: np.ndarray) -> np.ndarray:
 
 
 def evaluate(name: str, raw: dict, same: np.ndarray, folds: np.ndarray) -> dict:
-    from embedkit.evaluation.metrics import _accuracy, best_threshold, verification_report
+    from embedkit.evaluation.metrics import best_threshold, verification_report
 
     correct = np.zeros(same.size, dtype=bool)
     accuracies, thresholds = [], []
@@ -145,8 +145,8 @@ def evaluate(name: str, raw: dict, same: np.ndarray, folds: np.ndarray) -> dict:
         test = folds == f
         scores = fold_scores(name, raw, ~test)  # normalisation from the training folds only
         threshold, _ = best_threshold(scores[~test], same[~test])
-        correct[test] = (scores[test] > threshold) == same[test]
-        accuracies.append(_accuracy(scores[test], same[test], threshold))
+        correct[test] = (scores[test] >= threshold) == same[test]  # the library's rule (verification_report)
+        accuracies.append(float(correct[test].mean()))
         thresholds.append(threshold)
     overall = verification_report(fold_scores(name, raw, np.ones(same.size, bool)), same, folds=folds)
     if name in BACKBONES:  # same protocol as verification_report: must agree

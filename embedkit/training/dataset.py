@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from embedkit.data.augment import augment_copies
 from embedkit.data.folders import LabelledImages
+from embedkit.data.shifts import apply_shift
 from embedkit.data.splits import Split
 from embedkit.errors import EmbedkitError
 from embedkit.faces import FaceExtractor
@@ -18,7 +19,7 @@ from embedkit.faces.select import subject_face
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FaceSet", "extract_crops", "build_face_set"]
+__all__ = ["FaceSet", "extract_crops", "build_face_set", "shifted_face_set"]
 
 
 @dataclass
@@ -121,3 +122,20 @@ def build_face_set(images: LabelledImages, split: Split, extractor: FaceExtracto
                 f"the split (--val-people / --test-people)"
             )
     return faces
+
+
+def shifted_face_set(faces: FaceSet, shift: str, seed: int) -> FaceSet:
+    """``faces`` with every crop under the domain ``shift`` (:mod:`embedkit.data.shifts`); each part
+    gets its own draws (seeds ``seed + 1`` train, ``+ 2`` val, ``+ 3`` test), so a part's shifted faces
+    depend only on its own crops. Rows in no part are shifted too (``seed + 4``): the crops array, and a
+    frozen-feature cache keyed by it, is then the same whichever people a split uses, for a shift
+    without random draws."""
+    crops = faces.crops.copy()
+    for offset, part in enumerate(("train", "val", "test"), start=1):
+        rows = faces.indices(part)
+        if rows.size:
+            crops[rows] = apply_shift(shift, faces.crops[rows], seed=seed + offset)
+    outside = np.flatnonzero(~np.isin(faces.part, ("train", "val", "test")))
+    if outside.size:
+        crops[outside] = apply_shift(shift, faces.crops[outside], seed=seed + 4)
+    return replace(faces, crops=crops)

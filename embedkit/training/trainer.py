@@ -36,7 +36,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,6 @@ from embedkit.data.batches import identity_batches
 from embedkit.data.folders import LabelledImages, drop_duplicates, load_labelled_images
 from embedkit.data.mining import hard_negative_pairs
 from embedkit.data.pairs import sample_pairs
-from embedkit.data.shifts import apply_shift
 from embedkit.data.splits import Split, split_identities
 from embedkit.encoder import Encoder
 from embedkit.errors import EmbedkitError
@@ -62,7 +61,7 @@ from embedkit.evaluation.reference import METADATA_KEY, ImpostorReference
 from embedkit.faces import FaceExtractor
 from embedkit.losses import CONTRASTIVE_MARGIN, LOSSES
 from embedkit.training.config import FinetuneConfig
-from embedkit.training.dataset import FaceSet, build_face_set
+from embedkit.training.dataset import FaceSet, build_face_set, shifted_face_set
 from embedkit.training.features import FeatureSource, cache_features, feature_bridge, map_features, split_backbone
 
 logger = logging.getLogger(__name__)
@@ -358,22 +357,11 @@ def _face_set(config: FinetuneConfig, images, split, encoder: Encoder, faces, pr
 
 
 def _shifted(config: FinetuneConfig, faces: FaceSet) -> tuple[FaceSet, np.ndarray]:
-    """The face set under ``config.shift`` (each part its own draws) and the clean crops.
-
-    Rows in no part are shifted too (their own draws): the crops array, and the frozen-feature cache
-    keyed by it, is then the same whichever people a split uses, for a shift without random draws."""
+    """The face set under ``config.shift`` (:func:`shifted_face_set`) and the clean crops."""
     if config.shift is None:
         return faces, faces.crops
-    crops = faces.crops.copy()
-    outside = np.flatnonzero(~np.isin(faces.part, ("train", "val", "test")))
-    for offset, part in enumerate(("train", "val", "test"), start=1):
-        rows = faces.indices(part)
-        if rows.size:
-            crops[rows] = apply_shift(config.shift, faces.crops[rows], seed=config.seed + offset)
-    if outside.size:
-        crops[outside] = apply_shift(config.shift, faces.crops[outside], seed=config.seed + 4)
     logger.info("every crop under the %s shift", config.shift)
-    return replace(faces, crops=crops), faces.crops
+    return shifted_face_set(faces, config.shift, config.seed), faces.crops
 
 
 def _teacher_targets(config: FinetuneConfig, encoder: Encoder, clean_crops: np.ndarray, progress: bool) -> np.ndarray:

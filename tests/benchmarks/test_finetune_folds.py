@@ -63,3 +63,53 @@ def test_a_person_in_two_folds_is_refused(lfw):
     moved = pairs + [replace(in_fold_1, fold=1)]  # fold 2 would test someone fold 1's model trains on
     with pytest.raises(ValueError, match="other folds"):
         bench.fold_parts(paths, moved, 1, train_photos)
+
+
+
+def _fold_paths(pairs, photos_of) -> list[str]:
+    return sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)}
+                  | {p for photos in photos_of.values() for p in photos})
+
+
+def _photos(paths, parts, part) -> set[str]:
+    return {p for p, x in zip(paths, parts["part"]) if x == part}
+
+
+def test_more_training_photos_leave_the_validation_faces_as_they_were(lfw):
+    """--train-images: training people bring every photo, validation people keep their first 4, so runs with
+    either setting are chosen on the same validation pairs; the people of each part do not change."""
+    pairs, four, four_paths = lfw
+    people = sorted({bench._person(p) for pair in pairs for p in (pair.path_a, pair.path_b)})
+    every = bench.training_photos(people, 10**6)
+    every_paths = _fold_paths(pairs, every)
+    for fold in (0, bench.TEST_FOLD):
+        base = bench.fold_parts(four_paths, pairs, fold, four)
+        more = bench.fold_parts(every_paths, pairs, fold, every, val_images=4)
+        assert more["split"].train == base["split"].train and more["split"].val == base["split"].val
+        assert _photos(every_paths, more, "val") == _photos(four_paths, base, "val")
+        assert _photos(every_paths, more, "test") == _photos(four_paths, base, "test")
+        trained = _photos(every_paths, more, "train")
+        assert len(trained) > 1.5 * len(_photos(four_paths, base, "train"))
+        assert trained >= _photos(four_paths, base, "train")
+    assert bench._photo_rank(["b/b_2.jpg", "a/a_1.jpg", "b/b_1.jpg"]).tolist() == [1, 0, 0]
+
+
+def test_fold_10_alone_keeps_its_validation_faces_with_every_training_photo(lfw):
+    """The single-fold benchmark (face_inputs) caps validation people the same way."""
+    pairs = lfw[0]
+    test_paths = bench.pair_paths(pairs, bench.TEST_FOLD)
+    others = sorted({bench._person(p) for pair in pairs if pair.fold != bench.TEST_FOLD
+                     for p in (pair.path_a, pair.path_b)})
+
+    def inputs(most):
+        paths = [p for photos in bench.training_photos(others, most).values() for p in photos] + test_paths
+        data = {"paths": paths, "kept": np.arange(len(paths)), "pairs": pairs, "val_images": 4,
+                "crops": np.zeros((len(paths), 2, 2, 3), dtype=np.uint8)}
+        _, split, faces, kept_paths = bench.face_inputs(data)
+        return split, {part: {kept_paths[r] for r in faces.indices(part)} for part in ("train", "val", "test")}
+
+    split4, four = inputs(4)
+    split_all, every = inputs(10**6)
+    assert split4.val == split_all.val and split4.train == split_all.train
+    assert four["val"] == every["val"] and four["test"] == every["test"] == set(test_paths)
+    assert every["train"] > four["train"] and len(every["train"]) > 1.5 * len(four["train"])
