@@ -96,7 +96,7 @@ TARGET_PRECISION = 0.99
 
 def main_faces(data: dict) -> dict:
     """One face per photo (its main face): ``vectors``, ``people``, ``paths``; and photos without a face."""
-    from embedkit.faces.extract import main_face
+    from embedkit.faces.select import main_face
 
     photo = data["photo"]
     n = len(data["paths"])
@@ -363,7 +363,7 @@ def dlib_main_faces(venv: Path, paths: list[str], cached_only: bool = False):
     face_recognition's own boxes), whether it found a face, and whether the photo is encoded at all:
     the worker first encodes what its cache lacks, unless ``cached_only``."""
     from benchmarks.dlib_people_worker import photo_stamp
-    from embedkit.faces.extract import main_face
+    from embedkit.faces.select import main_face
 
     with tempfile.TemporaryDirectory(prefix="bench-people-dlib-") as work:
         listing = Path(work) / "paths.txt"

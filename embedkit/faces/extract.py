@@ -73,24 +73,6 @@ def blank_crops(framings: tuple[Framing, ...], count: int):
     return arrays[0] if len(arrays) == 1 else arrays
 
 
-def main_face(faces: list[Face]) -> int:
-    """Index of a photo's main face: the most central of the faces at least half as large as the largest.
-
-    Bystanders are smaller or off-centre; without the image size, the largest face.
-    """
-    if len(faces) <= 1 or faces[0].image_size is None:
-        return 0
-    width, height = faces[0].image_size
-    largest = max(f.box[2] * f.box[3] for f in faces)
-
-    def off_centre(face: Face) -> float:
-        x, y, w, h = face.box
-        return ((x + w / 2 - width / 2) / width) ** 2 + ((y + h / 2 - height / 2) / height) ** 2
-
-    big = [i for i, f in enumerate(faces) if f.box[2] * f.box[3] >= 0.5 * largest]
-    return min(big, key=lambda i: off_centre(faces[i]))
-
-
 def _aligned(image: np.ndarray, detection, size: int, alignment: str) -> np.ndarray:
     """The face aligned by its landmarks, or framed by its box when the landmarks are degenerate."""
     try:

@@ -255,7 +255,7 @@ class MetadataStore:
 
     def add_content(self, sha256: str, faces, vectors: np.ndarray) -> list[int]:
         """Record an image's faces and vectors (and which is its main face); returns the new face ids."""
-        from embedkit.faces.extract import main_face
+        from embedkit.faces.select import main_face
 
         self.db.execute("INSERT OR REPLACE INTO contents(sha256, n_faces) VALUES (?, ?)", (sha256, len(faces)))
         if faces:
