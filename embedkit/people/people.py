@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from embedkit.errors import EmbedkitError
+from embedkit.errors import EmbedkitError, ModelError
 from embedkit.people.cluster import Groups, agglomerate
 from embedkit.people.quality import get_quality
 from embedkit.people.store import PeopleStore
@@ -144,16 +144,16 @@ def stranger_reference(index):
 
 
 def _model_config(folder) -> dict:
-    """A model folder's config (read as JSON, no weights loaded); {} if it cannot be read."""
-    import json
+    """A model folder's config, checked (:func:`~embedkit.encoder.read_model_config`, no weights loaded).
+
+    Raises :class:`~embedkit.errors.ModelError` (one line) when the folder is gone or damaged: the
+    index's threshold and impostor reference come from it, and clustering at a default threshold
+    instead would be a silent wrong answer."""
     from pathlib import Path
 
-    from embedkit.encoder import CONFIG_FILE
+    from embedkit.encoder import read_model_config
 
-    try:
-        return json.loads((Path(folder) / CONFIG_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
+    return read_model_config(Path(folder))
 
 
 def _source_thresholds(source: dict, info: dict) -> dict[str, float]:
@@ -163,15 +163,17 @@ def _source_thresholds(source: dict, info: dict) -> dict[str, float]:
 
     if source.get("model_dir"):
         config = _model_config(source["model_dir"])
-        if not config:
-            return {}
         found = {}
         metadata = config.get("metadata", {})
-        extractor = metadata.get("faces", {}).get("extractor")
-        if config.get("threshold") is not None and extractor:
-            found[face_setting(extractor.get("detector"), extractor.get("center_crop", 1.0))] = config["threshold"]
-        for entry in metadata.get("calibrations", {}).values():
-            found[entry["setting"]] = float(entry["threshold"])
+        try:
+            extractor = metadata.get("faces", {}).get("extractor")
+            if config.get("threshold") is not None and extractor:
+                found[face_setting(extractor.get("detector"), extractor.get("center_crop", 1.0))] = config["threshold"]
+            for entry in metadata.get("calibrations", {}).values():
+                found[entry["setting"]] = float(entry["threshold"])
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{source['model_dir']}: damaged model config: its face setting or calibrations "
+                             f"cannot be read ({type(exc).__name__})") from None
         return found
     if source.get("weights", "pretrained") != "pretrained":
         return {}

@@ -151,3 +151,29 @@ def test_leftovers_of_a_killed_save_are_removed_at_the_next_save(tiny_model, tmp
     # The fast runtime's conversion cache (``runtime/``) may sit beside the weights; no save leftover may.
     assert sorted(p.name for p in folder.iterdir() if p.name != "runtime") == [".save-file", CONFIG_FILE, WEIGHTS_FILE]
     assert Encoder.load(folder).model_id == encoder.model_id
+
+
+def _indexed_with_copy(small_index, tiny_model, tmp_path):
+    """A fresh index of the small photo set, built with a copy of the tiny model (the copy is then damaged)."""
+    photos, _ = small_index
+    model, index_dir = _copy(tiny_model, tmp_path, "model-for-cluster"), tmp_path / "cluster-index"
+    result = run_cli(index_args(photos, index_dir, model))
+    assert result.exit_code == 0, result.stderr
+    assert run_cli(["cluster", "--index", index_dir, "--json"]).exit_code == 0
+    return model, index_dir
+
+
+@pytest.mark.parametrize("damage", ["metadata a list", "threshold out of range", "calibrations a list", "gone"])
+def test_cluster_refuses_a_damaged_or_missing_model_in_one_line(small_index, tiny_model, tmp_path, damage):
+    """cluster reads the index's model folder for its threshold: damaged or gone, it says so in one line
+    instead of clustering at the default threshold, and the people stored so far stay."""
+    model, index_dir = _indexed_with_copy(small_index, tiny_model, tmp_path)
+    people = json.loads(run_cli(["people", "--index", index_dir, "--json"]).stdout)
+    if damage == "gone":
+        shutil.rmtree(model)
+    elif damage == "calibrations a list":
+        _edit_config(model, lambda c: c["metadata"].update(calibrations=[1, 2]))
+    else:
+        _edit_config(model, DAMAGED_CONFIGS[damage])
+    assert_refused(run_cli(["cluster", "--index", index_dir]), str(model))
+    assert json.loads(run_cli(["people", "--index", index_dir, "--json"]).stdout) == people
