@@ -337,6 +337,13 @@ def official_scores(data: dict, paths: list[str], test_rows, clean: dict, before
     }
 
 
+def _more_training_crops(results: dict) -> str:
+    """How many training crops the runs with every photo of each training person had (or "")."""
+    counts = sorted({r["crops"]["train"]["crops"] for r in results["runs"].values()
+                     if "every photo" in r["training"] and "crops" in r})
+    return f" ({', '.join(map(str, counts))} train in the runs with every photo of each training person)" if counts else ""
+
+
 def _print_row(row: dict) -> None:
     print(f"{row['shift']}/{row['loss']} ({row['training']}): clean {row['clean_accuracy']:.4f}, before "
           f"{row['before_accuracy']:.4f}, after {row['after_accuracy']:.4f} (McNemar p={row['p_value']:.3g}, "
@@ -499,7 +506,8 @@ def markdown(results: dict) -> str:
         first = next(iter(next(iter(results["shifts"].values())).values()))
         lines += ["", f"People: {first['people']['train']} train, {first['people']['val']} validation, "
                       f"{first['people']['test']} test; crops: {first['crops']['train']['crops']} train, "
-                      f"{first['crops']['val']['crops']} validation, {first['crops']['test']['crops']} test. "
+                      f"{first['crops']['val']['crops']} validation, {first['crops']['test']['crops']} test"
+                      + _more_training_crops(results) + ". "
                       "'recovered' = (after - before) / (clean - before); the target is at least 50%. "
                       + " ".join(f"Warning: {w}." for w in first["warnings"])]
         lines += ["", *_verdicts(results)]
@@ -549,8 +557,9 @@ PROTOCOL_TEXT = (
     "like a triplet or arcface epoch. The top blocks train on cached outputs of the frozen lower blocks "
     "(Adam). The run shown per shift and loss is the one with the best validation AUC, and '(chosen)' marks, "
     "per shift, the best of those: all chosen without looking at test pairs; the list of runs below holds "
-    "every configuration tried, with its validation scores. LFW 10-fold with fine-tuning, the `lowres` setting "
-    "chosen here fixed for every fold: section `finetune_shift_10fold`."
+    "every configuration tried, with its validation scores. LFW 10-fold with fine-tuning, a `lowres` setting "
+    "chosen here fixed for every fold: sections `finetune_shift_10fold` (top 3 blocks, 4 photos a person) and "
+    "`finetune_shift_10fold_top6` (top 6 blocks, every photo of each training person: the later choice)."
 )
 
 
@@ -904,12 +913,12 @@ def main() -> None:
     from embedkit.training import FinetuneConfig
 
     clean = clean_reference(data, FinetuneConfig(data="lfw", out="unused", seed=0, eval_pairs=3000))
-    results = _load_previous()
     command = "python benchmarks/bench_finetune_shift.py " + " ".join(sys.argv[1:])
-    results["commands"] = list(dict.fromkeys(results["commands"] + [command.strip()]))
     for shift in [s for s in args.shifts.split(",") if s]:
         for loss in [x for x in args.losses.split(",") if x]:
             row = run_one(data, shift, loss, args, clean)
+            results = _load_previous()  # read again: another run may have stored its rows meanwhile
+            results["commands"] = list(dict.fromkeys(results["commands"] + [command.strip()]))
             results["runs"][f"{shift} | {loss} | {row['training']}"] = row
             choose(results)
             write_json("finetune_shift", results)
