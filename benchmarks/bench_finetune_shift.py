@@ -463,6 +463,26 @@ def choose(results: dict) -> None:
                          for shift, by_loss in results["shifts"].items()}
 
 
+def _same_budget(runs: list[dict]) -> list[dict]:
+    """Table rows: per shift and training setting run with two or more losses, each loss's figures."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["shift"], r["training"]), []).append(r)
+    rows = []
+    for (shift, training), group in sorted(groups.items()):
+        if len({r["loss"] for r in group}) < 2:
+            continue
+        for r in sorted(group, key=lambda r: -_val_auc(r)):
+            m = r["mcnemar"]
+            rows.append({"shift": shift, "training": training, "loss": r["loss"],
+                         "val AUC (best)": f"{_val_auc(r):.4f}", "before": _pct(r["before_accuracy"]),
+                         "after": _pct(r["after_accuracy"]), "recovered": _pct(r["recovered_fraction"]),
+                         "McNemar: only before / only after right, p":
+                             f"{m['only_before_right']} / {m['only_after_right']}, p = {m['p_value']:.2g}: {m['verdict']}",
+                         "TAR@1e-3 after": _pct(r["after_tar_1e-3"])})
+    return rows
+
+
 def _verdicts(results: dict) -> list[str]:
     """Per shift: does the run chosen on validation meet the target, and how far test accuracy ranges over
     the runs not chosen (picking among those by test pairs would be optimistic)."""
@@ -512,6 +532,10 @@ def markdown(results: dict) -> str:
                       + " ".join(f"Warning: {w}." for w in first["warnings"])]
         lines += ["", *_verdicts(results)]
     runs = list(results["runs"].values())
+    same_budget = _same_budget(runs)
+    if same_budget:
+        lines += ["", "Losses compared at the same budget (same shift, data, blocks, epochs, learning rate and pairs "
+                      "per epoch; every setting run with two or more losses):", "", markdown_table(same_budget)]
     if runs:
         lines += ["", "Every run (same protocol; the table above shows, per shift and loss, the run whose best "
                       "validation AUC is highest):", "",
