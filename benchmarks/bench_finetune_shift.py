@@ -341,7 +341,9 @@ def _more_training_crops(results: dict) -> str:
     """How many training crops the runs with every photo of each training person had (or "")."""
     counts = sorted({r["crops"]["train"]["crops"] for r in results["runs"].values()
                      if "every photo" in r["training"] and "crops" in r})
-    return f" ({', '.join(map(str, counts))} train in the runs with every photo of each training person)" if counts else ""
+    if not counts:
+        return ""
+    return f" ({', '.join(map(str, counts))} train in the runs with every photo of each training person)"
 
 
 def _print_row(row: dict) -> None:
@@ -354,9 +356,10 @@ def _print_row(row: dict) -> None:
 def rescore(data: dict) -> None:
     """Score every stored run's saved model again under the current threshold rule, without training.
 
-    For each run: the shifted validation and test faces (the trainer's own draws, :func:`~embedkit.training.dataset.shifted_face_set`), the
-    pretrained and the saved fine-tuned encoder's embeddings, each one's threshold from the trainer's
-    validation pairs, then the official and the sampled test pairs. A run whose model folder is gone is
+    For each run: the shifted validation and test faces (the trainer's own draws,
+    :func:`~embedkit.training.dataset.shifted_face_set`), the pretrained and the saved fine-tuned encoder's
+    embeddings, each one's threshold from the trainer's validation pairs, then the official and the
+    sampled test pairs. A run whose model folder is gone is
     left as stored (and says so)."""
     from embedkit.data.pairs import sample_pairs
     from embedkit.encoder import Encoder
@@ -600,8 +603,9 @@ def fold_parts(paths: list[str], pairs, fold: int, train_photos: dict, val_fract
     Test: the photos of the fold's official pairs. Train and validation: the training photos
     (``train_photos``: at most ``--max-images`` of each person with two or more) of the people of the
     other nine folds' pairs, a ``val_fraction`` of them (drawn with ``seed``, as for fold 10 alone)
-    validating with their first ``val_images`` training photos (default: all of them). Every other photo is ``unused``. Raises ``ValueError`` if a test person would train or
-    validate, or a photo of the fold's pairs is not a test photo."""
+    validating with their first ``val_images`` training photos (default: all of them). Every other photo
+    is ``unused``. Raises ``ValueError`` if a test person would train or validate, or a photo of the
+    fold's pairs is not a test photo."""
     from embedkit.data.splits import Split
 
     names = sorted({_person(p) for p in paths})

@@ -124,7 +124,8 @@ def _shift_ten_fold(r) -> tuple[str, str]:
             return _pct(p[name]["fold_mean"])
         return f"{_pct(p[name]['fold_mean'])} ± {_pct(p[name]['fold_std'])}"
 
-    folds = "10-fold, all" if p["n_folds"] == 10 else f"{p['n_folds']} of the 10 folds so far ({', '.join(map(str, p['folds']))}),"
+    folds = ("10-fold, all" if p["n_folds"] == 10
+             else f"{p['n_folds']} of the 10 folds so far ({', '.join(map(str, p['folds']))}),")
     return (f"Fine-tuning under domain shift, LFW {folds} {p['n_pairs']:,} official pairs, "
             f"{s['shift']}: each fold tested on a model fine-tuned on the other folds' people "
             "(bench_finetune_shift.py --ten-fold)",
