@@ -218,7 +218,7 @@ def _scores(emb, ia, ib):
 
 def clean_reference(data: dict, config) -> dict:
     """Pretrained facenet on the unshifted faces: test embeddings and the validation threshold (cached)."""
-    from embedkit.data.pairs import sample_pairs
+    from embedkit.training.trainer import split_held_out
     from embedkit.encoder import Encoder
     from embedkit.evaluation import best_threshold
 
@@ -232,7 +232,7 @@ def clean_reference(data: dict, config) -> dict:
         encoder = Encoder.from_backbone("facenet")
         val_emb, test_emb = encoder.encode(faces.crops[val]), encoder.encode(faces.crops[test])
         np.savez(cache, val=val_emb, test=test_emb)
-    ia, ib, same = sample_pairs(faces.labels[val], config.eval_pairs, seed=config.seed + 1)
+    ia, ib, same = split_held_out(config, faces).val_pairs  # the trainer's validation pairs
     threshold, _ = best_threshold(_scores(val_emb, ia, ib), same, balanced=True)
     return {"test": test_emb, "threshold": threshold}
 
@@ -242,9 +242,9 @@ def verdicts(emb, threshold, ia, ib, same) -> tuple[np.ndarray, dict]:
 
     scores = _scores(emb, ia, ib)
     correct = (scores >= threshold) == same
+    report = verification_report(scores, same)
     return correct, {"accuracy": float(correct.mean()), "threshold": float(threshold),
-                     "tar_at_far_1e-3": verification_report(scores, same)["tar_at_far_1e-3"],
-                     "auc": verification_report(scores, same)["auc"]}
+                     "tar_at_far_1e-3": report["tar_at_far_1e-3"], "auc": report["auc"]}
 
 
 def variant_name(args) -> str:
@@ -361,7 +361,7 @@ def rescore(data: dict) -> None:
     embeddings, each one's threshold from the trainer's validation pairs, then the official and the
     sampled test pairs. A run whose model folder is gone is
     left as stored (and says so)."""
-    from embedkit.data.pairs import sample_pairs
+    from embedkit.training.trainer import split_held_out
     from embedkit.encoder import Encoder
     from embedkit.training import FinetuneConfig
     from embedkit.training.dataset import shifted_face_set
@@ -381,10 +381,9 @@ def rescore(data: dict) -> None:
                                 eval_pairs=row["config"]["eval_pairs"])
         if row["shift"] not in by_shift:
             faces = shifted_face_set(clean_faces, config.shift, config.seed)
-            val, test = faces.indices("val"), faces.indices("test")
-            held = {"val": val, "test": test, "faces": faces,
-                    "val_pairs": sample_pairs(faces.labels[val], config.eval_pairs, seed=config.seed + 1),
-                    "test_pairs": sample_pairs(faces.labels[test], config.eval_pairs, seed=config.seed + 2)}
+            rows = split_held_out(config, faces)  # the trainer's rows and pairs
+            held = {"val": rows.val, "test": rows.test, "faces": faces,
+                    "val_pairs": rows.val_pairs, "test_pairs": rows.test_pairs}
             held["before"] = _embed(pretrained, held)
             by_shift[row["shift"]] = held
         held = by_shift[row["shift"]]
@@ -682,7 +681,7 @@ def _unbits(text: str) -> np.ndarray:
 def run_fold(data: dict, fold: int, shift: str, loss: str, args, clean_all: np.ndarray) -> dict:
     """Fine-tune with ``fold``'s people left out, then score its official pairs clean, before and after,
     each at the threshold best (balanced rule) on its own validation pairs."""
-    from embedkit.data.pairs import sample_pairs
+    from embedkit.training.trainer import split_held_out
     from embedkit.evaluation import best_threshold
     from embedkit.evaluation.metrics import mcnemar
     from embedkit.training import finetune
@@ -696,9 +695,9 @@ def run_fold(data: dict, fold: int, shift: str, loss: str, args, clean_all: np.n
     head = result.report["headline"]
     rows = result.test_indices
     ia, ib, same, missing = official_test_pairs(data, paths, rows, fold)
-    val = faces.indices("val")
-    va, vb, vsame = sample_pairs(faces.labels[val], config.eval_pairs, seed=config.seed + 1)  # the trainer's
-    clean_threshold, _ = best_threshold(_scores(clean_all[val], va, vb), vsame, balanced=True)
+    held = split_held_out(config, faces)  # the trainer's validation rows and pairs
+    va, vb, vsame = held.val_pairs
+    clean_threshold, _ = best_threshold(_scores(clean_all[held.val], va, vb), vsame, balanced=True)
     sides = {"clean": (clean_all[rows], clean_threshold),
              "before": (result.test_embeddings["before"], head["before_threshold"]),
              "after": (result.test_embeddings["after"], head["after_threshold"])}

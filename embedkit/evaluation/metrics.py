@@ -135,10 +135,6 @@ def best_threshold(scores, same, balanced: bool = False) -> tuple[float, float]:
     return float(_cut_thresholds(distinct)[k]), float(correct[k])
 
 
-def _accuracy(scores: np.ndarray, same: np.ndarray, threshold: float) -> float:
-    return float(np.mean((scores >= threshold) == same))
-
-
 def _stratified_folds(same: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     folds = np.empty(same.size, dtype=np.int64)

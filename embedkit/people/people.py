@@ -253,7 +253,7 @@ def cluster(index, threshold: float | None = None, min_faces: int = MIN_FACES,
             tags.append(frozenset(tags_of(faces[row][1], faces[row][2])))
         frozen = np.zeros(n_groups, bool)
         frozen[: len(existing)] = True
-        n_library = sum(len(rows) for rows in members.values()) + len(todo)
+        n_library = len(faces) - report.low_quality  # every face but those below the quality settings
         floor = lone_pair_floor(reference, n_library)
         report.pair_floor = None if floor is None or floor <= merge_at else round(floor, 4)
         parent = agglomerate(Groups(sums, counts, tags, frozen), merge_at, relative, relative_min, ceiling=ceiling,

@@ -7,7 +7,7 @@
 2. :func:`_face_set`: align every face once (plus augmented copies), or take
    the faces given; :func:`_shifted`: with ``shift``, every crop under that
    domain shift (the clean training crops kept for ``distill``'s teacher);
-3. :func:`_held_out`: the validation and test pairs; :func:`_teacher_targets`:
+3. :func:`split_held_out`: the validation and test pairs; :func:`_teacher_targets`:
    for ``distill``, the starting model's embeddings of the clean training crops;
 4. :func:`_fit`: train in up to two phases, ``head`` (the backbone frozen,
    its outputs computed once, optionally kept in ``feature_cache``) and
@@ -66,7 +66,8 @@ from embedkit.training.features import FeatureSource, cache_features, feature_br
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["finetune", "FinetuneResult", "REPORT_FILE", "REPORT_TEXT_FILE", "ROC_FILE", "seed_everything"]
+__all__ = ["finetune", "FinetuneResult", "REPORT_FILE", "REPORT_TEXT_FILE", "ROC_FILE", "seed_everything",
+           "split_held_out"]
 
 REPORT_FILE = "finetune_report.json"
 REPORT_TEXT_FILE = "finetune_report.txt"
@@ -311,7 +312,7 @@ def finetune(config: FinetuneConfig, images: LabelledImages | None = None, split
     faces, extractor = _face_set(config, images, split, encoder, faces, progress)
     faces, clean_crops = _shifted(config, faces)
     timings = {"faces_s": time.perf_counter() - t0}
-    held_out = _held_out(config, faces)
+    held_out = split_held_out(config, faces)
     _check_trainable_data(config, held_out)
     if "targets" in LOSSES[config.loss].inputs:
         held_out.train_targets = _teacher_targets(config, encoder, clean_crops[held_out.train], progress)
@@ -383,7 +384,10 @@ def _teacher_targets(config: FinetuneConfig, encoder: Encoder, clean_crops: np.n
     return targets
 
 
-def _held_out(config: FinetuneConfig, faces: FaceSet) -> _HeldOut:
+def split_held_out(config: FinetuneConfig, faces: FaceSet) -> _HeldOut:
+    """Which rows train, validate and test, and the validation and test pairs every run scores
+    (sampled with ``config.seed + 1`` and ``+ 2``): the one rule, for benchmarks that score a saved
+    model on the trainer's own pairs too."""
     # One photo per person: a held-out "same" pair is two different augmented
     # copies of one photo (the original project's protocol), so validation and
     # test use the copies only, never the photo itself.

@@ -130,12 +130,12 @@ def test_tiny_run_learns_and_reports_what_matters(att40, tmp_path, loss):
 
 def test_no_test_or_validation_photo_is_used_in_training(att40):
     from embedkit.data.splits import split_identities
-    from embedkit.training.trainer import _held_out
+    from embedkit.training.trainer import split_held_out
 
     images = identity_folders(att40)
     split = split_identities(images.labels, 6, 6, seed=0)
     faces = build_face_set(images, split, FaceExtractor(32, None))
-    held_out = _held_out(_config(att40, "unused", eval_pairs=100), faces)
+    held_out = split_held_out(_config(att40, "unused", eval_pairs=100), faces)
     train_people = set(faces.labels[held_out.train].tolist())
     assert train_people == set(split.train)
     assert not train_people & (set(faces.labels[held_out.val].tolist()) | set(faces.labels[held_out.test].tolist()))
