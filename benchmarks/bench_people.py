@@ -2,7 +2,7 @@
 face_recognition's encodings clustered by dlib's ``chinese_whispers_clustering``.
 
 embedkit, average-link and HDBSCAN cluster the same embeddings in the same run:
-pretrained facenet, YuNet detection and alignment, the main face of each photo
+pretrained facenet (or ``--backbone facenet+sface``), YuNet detection and alignment, the main face of each photo
 (the most central of the faces at least half as large as the largest; the rule
 ``index --labels`` uses). Embeddings come from ``benchmarks/lfw_cache.py``'s
 cache (filled first if needed: all 13,233 photos take many CPU minutes, once).
@@ -47,9 +47,10 @@ clustering, writes), then 100 more faces added and clustered again.
     python benchmarks/bench_people.py --no-b --no-speed  # quicker: cross-validation, tune + (a)
     python benchmarks/bench_people.py --speed-only     # speed again (e.g. on a quiet machine), keeping the rest
     python benchmarks/bench_people.py --no-dlib        # without the face_recognition + dlib baseline
+    python benchmarks/bench_people.py --backbone facenet+sface --no-speed   # the fused backbone's embeddings
 
 Writes section ``people`` of ``benchmarks/RESULTS.md`` and
-``benchmarks/results/people.json``.
+``benchmarks/results/people.json`` (``people_fused`` with ``--backbone facenet+sface``).
 """
 
 from __future__ import annotations
@@ -75,9 +76,12 @@ from benchmarks.bench_peers import DEFAULT_VENV  # noqa: E402
 from benchmarks.lfw_cache import CACHE_DIR, fill, lfw_photos, load_cache  # noqa: E402
 from benchmarks.results import RESULTS_JSON_DIR, markdown_table, write_json, write_section  # noqa: E402
 
-EMBEDKIT_GRID = [(t, rel, m) for t in (0.45, 0.5, 0.55, 0.6)
+# Wide enough for every backbone in BACKBONES: facenet+sface's cosines run lower than facenet's (its LFW
+# same-person threshold is 0.343 against 0.404), so its best settings sit lower in similarity.
+EMBEDKIT_THRESHOLDS = (0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
+EMBEDKIT_GRID = [(t, rel, m) for t in EMBEDKIT_THRESHOLDS
                  for rel, m in ((0.0, 4), (0.8, 2), (0.85, 2), (0.8, 4), (0.85, 4))]
-AVERAGE_LINK_DISTANCES = (0.4, 0.45, 0.5, 0.55, 0.6)
+AVERAGE_LINK_DISTANCES = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 HDBSCAN_SIZES = (2, 3, 5)
 # dlib's chinese_whispers_clustering threshold: a Euclidean distance between face_recognition encodings.
 CHINESE_WHISPERS_THRESHOLDS = (0.4, 0.45, 0.5, 0.55, 0.6)
@@ -124,29 +128,32 @@ def photo_counts() -> dict[str, int]:
 
 
 # -- methods ---------------------------------------------------------------------------------------
-# A sample is a dict of arrays over the same photos: ``truth`` (person), ``facenet`` (embedkit's
-# vectors) and, when the dlib baseline runs, ``dlib`` (face_recognition encodings) and ``dlib_found``.
+# A sample is a dict of arrays over the same photos: ``truth`` (person), ``vectors`` (embedkit's
+# embeddings) and, when the dlib baseline runs, ``dlib`` (face_recognition encodings) and ``dlib_found``.
 
 def subset(sample: dict, mask) -> dict:
     return {k: (v[mask] if isinstance(v, np.ndarray) else v) for k, v in sample.items()}
 
 
-@functools.lru_cache(maxsize=1)
-def facenet_reference():
-    """Pretrained facenet's packaged impostor reference (made with YuNet, this benchmark's setting),
+BACKBONES = {"facenet": "people", "facenet+sface": "people_fused"}  # backbone -> results name
+
+
+@functools.lru_cache(maxsize=None)
+def backbone_reference(backbone: str):
+    """The pretrained backbone's packaged impostor reference (made with YuNet, this benchmark's setting),
     from which ``embedkit cluster`` takes its ceiling and its lone-pair floor."""
     from embedkit.evaluation.reference import packaged_reference
 
-    return packaged_reference("facenet")
+    return packaged_reference(backbone)
 
 
-def embedkit_labels(vectors, threshold, relative, relative_min):
+def embedkit_labels(vectors, threshold, relative, relative_min, backbone="facenet"):
     """``embedkit cluster``'s clustering: the relative condition's ceiling (when ``relative``) and the
-    lone-pair floor for a library of ``len(vectors)`` faces, both from facenet's reference."""
+    lone-pair floor for a library of ``len(vectors)`` faces, both from the backbone's reference."""
     from embedkit.people.cluster import cluster_vectors
     from embedkit.people.people import lone_pair_floor, relative_ceiling
 
-    reference = facenet_reference()
+    reference = backbone_reference(backbone)
     return cluster_vectors(vectors, threshold, relative=relative, relative_min=relative_min,
                            ceiling=relative_ceiling(reference) if relative else None,
                            pair_floor=lone_pair_floor(reference, len(vectors)))
@@ -241,14 +248,14 @@ def run_settings(method: str, sample: dict, chosen: list[dict]) -> list[tuple[di
     out = []
     for c in chosen:
         if method == "embedkit":
-            labels, seconds = timed(embedkit_labels, sample["facenet"], c["threshold"], c["relative"],
-                                    c["relative_min"])
+            labels, seconds = timed(embedkit_labels, sample["vectors"], c["threshold"], c["relative"],
+                                    c["relative_min"], sample["backbone"])
             extra = {}
         elif method == "average_link":
-            labels, seconds = timed(average_link_labels, sample["facenet"], c["distance"])
+            labels, seconds = timed(average_link_labels, sample["vectors"], c["distance"])
             extra = {}
         else:
-            (labels, noise), seconds = timed(hdbscan_labels, sample["facenet"], c["min_cluster_size"])
+            (labels, noise), seconds = timed(hdbscan_labels, sample["vectors"], c["min_cluster_size"])
             extra = {"noise": round(noise, 4)}
         out.append((score(truth, labels, seconds, **_setting_only(c), **extra), labels))
     return out
@@ -273,12 +280,12 @@ def run_setting(method: str, sample: dict, chosen: dict) -> tuple[dict, np.ndarr
     return run_settings(method, sample, [_setting_only(chosen)])[0]
 
 
-def library_default() -> dict:
-    """The setting ``embedkit cluster`` uses for this pipeline (pretrained facenet, YuNet)."""
-    from embedkit.backbones.facenet import FACENET_THRESHOLD
+def library_default(backbone: str) -> dict:
+    """The setting ``embedkit cluster`` uses for this pipeline (the pretrained backbone, YuNet)."""
+    from embedkit.backbones import get_backbone
     from embedkit.people.people import CLUSTER_MARGIN, RELATIVE, RELATIVE_MIN
 
-    threshold = round(FACENET_THRESHOLD + CLUSTER_MARGIN, 4)
+    threshold = round(get_backbone(backbone).thresholds["yunet"] + CLUSTER_MARGIN, 4)
     return {"threshold": threshold, "relative": RELATIVE, "relative_min": RELATIVE_MIN,
             "setting": f"library default: threshold {threshold}, relative {RELATIVE} (groups >= {RELATIVE_MIN})"}
 
@@ -400,7 +407,7 @@ def dlib_main_faces(venv: Path, paths: list[str], cached_only: bool = False):
 
 # -- speed -----------------------------------------------------------------------------------------
 
-def speed(data: dict, n_new: int = 100) -> dict:
+def speed(data: dict, backbone: str, n_new: int = 100) -> dict:
     """Cluster every cached face through the library (index on disk), then 100 more."""
     from embedkit.index import FaceIndex
     from embedkit.people import cluster
@@ -419,10 +426,10 @@ def speed(data: dict, n_new: int = 100) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="bench-people-"))
     try:
         with FaceIndex.create(folder) as index:
-            _store_faces(index, data, [p for p in range(n_photos) if p not in held])
+            _store_faces(index, data, backbone, [p for p in range(n_photos) if p not in held])
             first_faces = index.store.counts()["faces"]
             first = cluster(index, threshold=None)
-            _store_faces(index, data, sorted(held))
+            _store_faces(index, data, backbone, sorted(held))
             second = cluster(index, threshold=None)
         return {"faces": first_faces, "first_seconds": first.seconds, "first": first.to_dict(),
                 "new_faces": held_faces,
@@ -432,7 +439,7 @@ def speed(data: dict, n_new: int = 100) -> dict:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _store_faces(index, data: dict, photos: list[int]) -> None:
+def _store_faces(index, data: dict, backbone: str, photos: list[int]) -> None:
     """Put cached faces into an index as ``embedkit index`` would (no images read)."""
     import json
 
@@ -441,12 +448,11 @@ def _store_faces(index, data: dict, photos: list[int]) -> None:
     store.begin_write()
     try:
         if store.get_info("model_id") is None:
-            store.set_info_many({"model_id": str(data["model_id"]), "backbone": "facenet", "embedding_dim": str(dim),
+            source = {"backbone": backbone, "detector": "yunet", "no_detect": False, "center_crop": 1.0,
+                      "weights": "pretrained"}
+            store.set_info_many({"model_id": str(data["model_id"]), "backbone": backbone, "embedding_dim": str(dim),
                                  "extractor": json.dumps({"detector": "yunet", "center_crop": 1.0, "size": 160}),
-                                 "factory": "IDMap,Flat", "source": json.dumps({"backbone": None, "detector": "yunet",
-                                                                                "no_detect": False,
-                                                                                "center_crop": 1.0,
-                                                                                "weights": "pretrained"})})
+                                 "factory": "IDMap,Flat", "source": json.dumps(source)})
         rows = np.flatnonzero(np.isin(data["photo"], photos))
         by_photo: dict[int, list[int]] = {}
         for row in rows:
@@ -532,7 +538,8 @@ def markdown(results: dict) -> str:
     tune_set = results.get("tune_set")
     lines = [
         "Face clustering on LFW (`python benchmarks/bench_people.py`): embedkit, scikit-learn's average-link "
-        "and HDBSCAN cluster the same embeddings (pretrained facenet, YuNet + alignment, the main face of each "
+        f"and HDBSCAN cluster the same embeddings (pretrained {results.get('backbone', 'facenet')}, YuNet + "
+        "alignment, the main face of each "
         "photo: the most central of the faces at least half as large as the largest); face_recognition + dlib "
         "`chinese_whispers_clustering` clusters face_recognition's own encodings (its documented recipe: "
         "`face_locations` with the HOG detector, then `face_encodings`; the main face by the same rule on "
@@ -566,15 +573,18 @@ def markdown(results: dict) -> str:
                   "for groups of >= 4 faces) was set during development while looking at set (a)'s errors and at "
                   "AT&T, so its (a) row is not an identity-disjoint result; the 'tuned on 2-4' rows are. Every "
                   "embedkit row, default, tuned and cross-validated alike, runs as `embedkit cluster` does: the "
-                  "relative condition's ceiling (the score 1 in 10,000 pairs of strangers reach in facenet's LFW "
-                  "impostor reference) and the lone-pair floor (two lone faces need the score 1 in N pairs of "
-                  "strangers reach, N the faces clustered; groups of m and n faces need threshold + (floor - "
-                  "threshold) / sqrt(mn)). The floor rule's shape was chosen on the tune set (2-4 photos), "
-                  "among: lone pairs only, 1/(mn), 1/sqrt(mn)."]
+                  "relative condition's ceiling (the score 1 in 10,000 pairs of strangers reach in "
+                  f"{results.get('backbone', 'facenet')}'s LFW impostor reference) and the lone-pair floor (two "
+                  "lone faces need the score 1 in N pairs of strangers reach, N the faces clustered; groups of "
+                  "m and n faces need threshold + (floor - threshold) / sqrt(mn)). The floor rule's shape was "
+                  "chosen on the tune set (2-4 photos), among: lone pairs only, 1/(mn), 1/sqrt(mn)."]
     if results.get("a", {}).get("oracle"):
         lines += ["", "'best on this set' rows pick each method's setting on set (a) itself (an upper bound, "
-                      "not a fair test); the embedkit grid: thresholds 0.45-0.6, relative condition off / 0.8 / "
-                      "0.85 for groups of >= 2 or >= 4 faces; chinese_whispers: distances "
+                      "not a fair test); the embedkit grid: thresholds "
+                      f"{', '.join(str(t) for t in EMBEDKIT_THRESHOLDS)}, relative condition off / 0.8 / "
+                      "0.85 for groups of >= 2 or >= 4 faces; average-link: cosine distances "
+                      f"{', '.join(str(d) for d in AVERAGE_LINK_DISTANCES)}; HDBSCAN: min_cluster_size "
+                      f"{', '.join(str(k) for k in HDBSCAN_SIZES)}; chinese_whispers: distances "
                       f"{', '.join(str(t) for t in CHINESE_WHISPERS_THRESHOLDS)}."]
     sp = results.get("speed")
     if sp:
@@ -613,27 +623,30 @@ def main(argv=None) -> int:
                         help="Encode no photos for the dlib baseline: run it on the sets its cache already covers.")
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV,
                         help="The peers' virtualenv with face_recognition and dlib (bench_peers.py --setup).")
+    parser.add_argument("--backbone", choices=sorted(BACKBONES), default="facenet",
+                        help="Whose embeddings embedkit, average-link and HDBSCAN cluster (pretrained, YuNet).")
     args = parser.parse_args(argv)
 
-    path = fill()  # no-op when the cache is complete
+    name = BACKBONES[args.backbone]
+    path = fill(backbone=args.backbone)  # no-op when the cache is complete
     data = load_cache(path)
     results: dict = {"command": "python benchmarks/bench_people.py " + " ".join(argv or sys.argv[1:]),
-                     "model_id": str(data["model_id"]), "cache": str(path.name)}
-    previous = RESULTS_JSON_DIR / "people.json"
+                     "backbone": args.backbone, "model_id": str(data["model_id"]), "cache": str(path.name)}
+    previous = RESULTS_JSON_DIR / f"{name}.json"
     before = json.loads(previous.read_text())["results"] if previous.is_file() else {}
     if args.speed_only and before:  # keep the quality results, replace the speed figures
         results = {**before, "speed_command": results["command"]}
     elif args.no_speed and "speed" in before:  # keep the speed figures measured before (on a quiet machine)
         results.update(speed=before["speed"], speed_command=before.get("speed_command", before["command"]))
     if not args.no_speed or args.speed_only:
-        results["speed"] = speed(data)
+        results["speed"] = speed(data, args.backbone)
         print(f"speed: {results['speed']['faces']} faces {results['speed']['first_seconds']} s, "
               f"+{results['speed']['new_faces']} {results['speed']['second_seconds']} s", flush=True)
     if not args.speed_only:
         results.update(quality(data, args))
     results["load_average_end"] = os.getloadavg()
-    write_json("people", results)
-    write_section("people", markdown(results))
+    write_json(name, results)
+    write_section(name, markdown(results))
     print(markdown(results))
     return 0
 
@@ -648,7 +661,7 @@ def quality(data: dict, args) -> dict:
     if not args.no_b:
         sets["b"] = np.ones(len(people), bool)
     results: dict = {"photos_without_face": faces["no_face"]}
-    sample = {"truth": people, "facenet": faces["vectors"]}
+    sample = {"truth": people, "vectors": faces["vectors"], "backbone": args.backbone}
     base: tuple[str, ...] = ("embedkit", "average_link", "hdbscan")
     dlib_in = dict.fromkeys(sets, False)  # sets whose every photo face_recognition has encoded
     if not args.no_dlib and (args.venv / "bin" / "python").exists():
@@ -680,7 +693,8 @@ def quality(data: dict, args) -> dict:
             continue
         part = subset(sample, sets[key])
         methods = [m for m in chosen if m != "chinese_whispers" or dlib_in[key]]
-        block = {**_size(part["truth"]), "default": run_setting("embedkit", part, library_default())[0]}
+        default = library_default(sample["backbone"])
+        block = {**_size(part["truth"]), "default": run_setting("embedkit", part, default)[0]}
         for method in methods:
             block[method] = run_setting(method, part, chosen[method])[0]
             print(f"{key} {method} tuned: F {block[method]['bcubed_f']:.4f} "

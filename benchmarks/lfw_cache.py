@@ -7,6 +7,7 @@ photos and an interrupted run resumes where it stopped.
 
     python benchmarks/lfw_cache.py              # fill the cache (yunet + pretrained facenet)
     python benchmarks/lfw_cache.py --status     # how much is cached
+    python benchmarks/lfw_cache.py --backbone facenet+sface   # the fused backbone's cache
 """
 
 from __future__ import annotations
@@ -58,10 +59,10 @@ def _save(path: Path, data: dict) -> None:
 
 
 def fill(detector: str = "yunet", backbone: str = "facenet", save_every: int = 300, limit: int | None = None) -> Path:
-    from embedkit.encoder import load_encoder
     from embedkit.faces import FaceExtractor
     from embedkit.faces.io import read_image
     from embedkit.pipeline import FacePipeline
+    from embedkit.runtime import load_encoder
 
     path = cache_path(detector, backbone)
     data = load_cache(path)
@@ -72,8 +73,9 @@ def fill(detector: str = "yunet", backbone: str = "facenet", save_every: int = 3
     print(f"{len(done)} photos cached, {len(todo)} to embed", flush=True)
     if not todo:
         return path
-    encoder = load_encoder(backbone=backbone)
-    pipeline = FacePipeline(encoder, FaceExtractor(encoder.input_size, detector))
+    # TensorFlow, as the cache has always been made (a fused backbone runs its TensorFlow part there too).
+    encoder = load_encoder(backbone=backbone, job="bulk", backend="tensorflow")
+    pipeline = FacePipeline(encoder, FaceExtractor.for_encoder(encoder, detector))
     lists = {
         "paths": list(data.get("paths", [])), "people": list(data.get("people", [])),
         "image_sizes": list(data.get("image_sizes", np.zeros((0, 2), np.int32))),

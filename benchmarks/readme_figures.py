@@ -201,6 +201,9 @@ PEOPLE_METHODS = (("embedkit", "embedkit"), ("average_link", "average-link"), ("
 def _people(r) -> list[tuple[str, str]]:
     rows = []
     cv, a, b = r.get("cv"), r.get("a"), r.get("b")
+    backbone = r.get("backbone", "facenet")
+    run = "bench_people.py" if backbone == "facenet" else f"bench_people.py --backbone {backbone}"
+    embeddings = f"{backbone} embeddings"
     if cv:
         folds = cv["folds"]
         cells = [f"{name} F {cv['mean'][key]['bcubed_f']:.4f} (precision {cv['mean'][key]['bcubed_precision']:.4f})"
@@ -208,29 +211,41 @@ def _people(r) -> list[tuple[str, str]]:
         cells += [f"embedkit minus {name}: {d['f_difference']:+.4f} (95% CI {d['ci95'][0]:+.4f} to {d['ci95'][1]:+.4f}"
                   f"{'' if d['significant'] else ', not significant'})"
                   for key, name in PEOPLE_METHODS if (d := cv["embedkit_minus"].get(key))]
-        rows.append((f"Clustering LFW people with >= 5 photos, BCubed, identity-disjoint {cv['n_folds']}-fold "
-                     f"cross-validation (each method tuned on one half of the people, scored on the other: "
-                     f"{' / '.join(str(f['test']['n_photos']) for f in folds)} photos; mean of the halves) "
-                     "(bench_people.py)", "; ".join(cells)))
+        rows.append((f"Clustering LFW people with >= 5 photos, {embeddings}, BCubed, identity-disjoint "
+                     f"{cv['n_folds']}-fold cross-validation (each method tuned on one half of the people, scored "
+                     f"on the other: {' / '.join(str(f['test']['n_photos']) for f in folds)} photos; mean of the "
+                     f"halves) ({run})", "; ".join(cells)))
     if a:
         cells = [f"{name} F {a[key]['bcubed_f']:.4f} (precision {a[key]['bcubed_precision']:.4f})"
                  for key, name in PEOPLE_METHODS if key in a]
         cells.append(f"embedkit's default setting (chosen by hand while looking at this set's errors: not held out) "
                      f"F {a['default']['bcubed_f']:.4f} (precision {a['default']['bcubed_precision']:.4f})")
         rows.append((f"Clustering LFW people with >= 5 photos ({a['n_photos']:,} photos, {a['n_people']} people), "
-                     "BCubed, each method at its setting tuned on LFW people with 2-4 photos (bench_people.py)",
+                     f"{embeddings}, BCubed, each method at its setting tuned on LFW people with 2-4 photos ({run})",
                      "; ".join(cells)))
     if b:
         d = b["default"]
-        rows.append((f"Clustering all {b['n_photos']:,} LFW photos ({b['n_people']:,} people), default setting "
-                     "(bench_people.py)",
+        rows.append((f"Clustering all {b['n_photos']:,} LFW photos ({b['n_people']:,} people), {embeddings}, "
+                     f"default setting ({run})",
                      f"BCubed F {d['bcubed_f']:.3f} at precision {d['bcubed_precision']:.3f}; {d['singletons_alone']:,} "
                      f"of {d['true_singletons']:,} one-photo people stay alone"))
     speed = r.get("speed")
     if speed:
-        rows.append((f"Clustering speed: {speed['faces']:,} faces, then {speed['new_faces']} new ones (bench_people.py)",
+        rows.append((f"Clustering speed: {speed['faces']:,} faces, then {speed['new_faces']} new ones, {embeddings} "
+                     f"({run})",
                      f"{speed['first_seconds']:.2f} s; {speed['second_seconds']:.2f} s"))
     return rows
+
+
+def _people_att(r) -> tuple[str, str]:
+    cells = []
+    for backbone, run in r["backbones"].items():
+        d = run["default"]
+        split = ", ".join(s["person"] for s in run["splits"])
+        cells.append(f"{backbone}: {d['n_clusters']} clusters, BCubed F {d['bcubed_f']:.4f} at precision "
+                     f"{d['bcubed_precision']:.4f}" + (f" ({split} split)" if split else ""))
+    return ("AT&T indexed with default face settings then clustered with the library's defaults, 400 photos of 40 "
+            "people (bench_people_att.py)", "; ".join(cells))
 
 
 def _calibrate(r) -> tuple[str, str]:
@@ -316,6 +331,8 @@ SECTIONS = (
     (("peers",), _find),
     (("faiss",), _faiss),
     (("people",), _people),
+    (("people_fused",), _people),
+    (("people_att",), _people_att),
     (("calibrate",), _calibrate),
     (("server",), _server),
     (("ray",), _ray),

@@ -186,7 +186,7 @@ def _best_partners(means: np.ndarray, ids: np.ndarray, frozen: np.ndarray, rows:
                     continue
                 if row_tags and row_tags & tags[ids[other]]:
                     continue
-                if floor is not None and sim < _needed(threshold, floor[1], floor[0][row] * floor[0][other]):
+                if floor is not None and sim < pair_floor_needs(threshold, floor[1], floor[0][row] * floor[0][other]):
                     waiting = True
                     continue
                 if within is not None and (ceiling is None or sim < ceiling):
@@ -201,7 +201,7 @@ def _best_partners(means: np.ndarray, ids: np.ndarray, frozen: np.ndarray, rows:
     return best, dead
 
 
-def _needed(threshold: float, pair_floor: float, n_pairs: float) -> float:
+def pair_floor_needs(threshold: float, pair_floor: float, n_pairs: float) -> float:
     """The similarity two groups with ``n_pairs`` face pairs between them need under ``pair_floor``."""
     return threshold + (pair_floor - threshold) / float(np.sqrt(n_pairs))
 

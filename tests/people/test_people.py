@@ -63,9 +63,33 @@ def test_all_of_att_with_default_face_settings(att_dir, facenet_encoder, tmp_pat
     scores = clustering_report(truth, predicted)
     assert report.considered == 400 and scores["n_people"] == 40
     assert scores["bcubed_precision"] == 1.0 and scores["bcubed_f"] >= 0.99, scores
-    assert 40 <= scores["n_clusters"] <= 41, scores  # s31: two poses 0.58 alike, kept apart
+    # s31's two sessions (0.58 alike) stay apart: with facenet, LFW holds pairs of different people that are
+    # more alike, no tighter and larger (benchmarks/bench_people_att.py), so no rule of this kind joins s31
+    # without merging them. facenet+sface joins it (next test).
+    assert 40 <= scores["n_clusters"] <= 41, scores
     # 400 faces: the score 1 in 400 pairs of strangers reach is below the merge threshold, so no floor.
     assert report.pair_floor is None
+
+
+def test_all_of_att_with_facenet_sface(att_dir, tmp_path):
+    """`embedkit index --backbone facenet+sface --labels` then `embedkit cluster`: AT&T's 40 people, one
+    cluster each."""
+    from embedkit.cli.common import pipeline_source
+    from embedkit.evaluation.reference import packaged_reference
+    from embedkit.pipeline import pipeline_from_source
+
+    source = pipeline_source({"backbone": "facenet+sface"})
+    pipeline = pipeline_from_source(source, job="bulk", backend="tensorflow")
+    with FaceIndex.create(tmp_path / "index") as index:
+        index.update(att_dir, pipeline, labels=True, source=source)
+        report = people.cluster(index)
+        truth, predicted = _truth_and_clusters(index)
+    assert report.relative_ceiling == pytest.approx(packaged_reference("facenet+sface").score_at(1 - 1e-4),
+                                                    abs=1e-4)
+    scores = clustering_report(truth, predicted)
+    assert report.considered == 400 and report.unassigned == 0
+    assert scores["n_people"] == 40 and scores["n_clusters"] == 40, scores
+    assert scores["bcubed_precision"] == 1.0 and scores["bcubed_f"] >= 0.98, scores
 
 
 def test_corrections_survive_new_photos_and_a_new_cluster(copy_att_index, att_dir, tmp_path, facenet_encoder):
