@@ -30,6 +30,12 @@ score 1 in 10,000 pairs of strangers reach (the library's) to 1 in 3,333,
 pieces by a lower ceiling would cost on LFW.
 
     python benchmarks/bench_people_att.py          # both backbones (fills the LFW caches if needed)
+    python benchmarks/bench_people_att.py --repeats 1   # quicker: each backbone indexes AT&T once
+
+Indexing time (``FaceIndex.update`` of the 400 photos, models loaded once and
+not timed; backbones alternating, median of ``--repeats`` runs) is reported
+with the machine's load average: the ratio between backbones is the figure,
+and only from a run on otherwise idle cores.
 
 Writes section ``people_att`` of ``benchmarks/RESULTS.md`` and
 ``benchmarks/results/people_att.json``.
@@ -37,9 +43,11 @@ Writes section ``people_att`` of ``benchmarks/RESULTS.md`` and
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -58,17 +66,38 @@ SHARES = (1e-4, 3e-4, 5e-4, 1e-3)
 DOMINATING_SHOWN = 8
 
 
-def att_index(folder: Path, backbone: str):
-    """Every AT&T photo indexed as ``embedkit index --labels --backbone BACKBONE`` does; the open index."""
+def att_pipeline(backbone: str):
+    """The pipeline ``embedkit index --backbone BACKBONE`` builds (default face settings), and its source."""
     from embedkit.cli.common import pipeline_source
-    from embedkit.index import FaceIndex
     from embedkit.pipeline import pipeline_from_source
 
     source = pipeline_source({"backbone": backbone})
-    pipeline = pipeline_from_source(source, job="bulk")
-    index = FaceIndex.create(folder)
-    index.update(ATT, pipeline, labels=True, source=source)
-    return index
+    return pipeline_from_source(source, job="bulk"), source
+
+
+def att_index(folder: Path, pipeline, source: dict) -> float:
+    """Index every AT&T photo into a new index at ``folder`` as ``embedkit index --labels`` does;
+    returns the seconds ``FaceIndex.update`` took (decode, detect, align, embed, store)."""
+    from embedkit.index import FaceIndex
+
+    with FaceIndex.create(folder) as index:
+        started = time.perf_counter()
+        index.update(ATT, pipeline, labels=True, source=source)
+        return time.perf_counter() - started
+
+
+def index_times(work: Path, repeats: int) -> tuple[dict, dict]:
+    """Each backbone's AT&T index (the last one made) and its indexing seconds, backbones alternating
+    ``repeats`` times with their pipelines loaded once (model loading is not timed)."""
+    pipelines = {backbone: att_pipeline(backbone) for backbone in BACKBONES}
+    seconds: dict = {backbone: [] for backbone in BACKBONES}
+    folders = {}
+    for k in range(repeats):
+        for backbone in BACKBONES:
+            folders[backbone] = work / f"{backbone.replace('+', '-')}-{k}"
+            seconds[backbone].append(round(att_index(folders[backbone], *pipelines[backbone]), 2))
+            print(f"{backbone}: indexed in {seconds[backbone][-1]} s", flush=True)
+    return folders, seconds
 
 
 def within(vectors: np.ndarray) -> float:
@@ -195,10 +224,11 @@ def cluster_at(vectors, setting: dict) -> np.ndarray:
                            pair_floor=setting["pair_floor"])
 
 
-def run_backbone(backbone: str, work: Path) -> dict:
+def run_backbone(backbone: str, folder: Path) -> dict:
     from embedkit import people
+    from embedkit.index import FaceIndex
 
-    with att_index(work / backbone.replace("+", "-"), backbone) as index:
+    with FaceIndex.open(folder) as index:
         report = people.cluster(index)
         ids, vectors = index.store.all_vectors(index.dim)
         faces = index.store.describe_faces(ids.tolist())
@@ -239,11 +269,20 @@ def run_backbone(backbone: str, work: Path) -> dict:
     return out
 
 
-def main() -> int:
-    results = {"command": "python benchmarks/bench_people_att.py", "backbones": {}}
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="Index AT&T this many times per backbone, alternating (timing: the median).")
+    args = parser.parse_args(argv)
+    results = {"command": " ".join(["python benchmarks/bench_people_att.py", *(argv or sys.argv[1:])]),
+               "backbones": {}}
     with tempfile.TemporaryDirectory(prefix="bench-people-att-") as work:
+        before = os.getloadavg()
+        folders, seconds = index_times(Path(work), args.repeats)
+        results["indexing"] = {"seconds": seconds, "median": {b: float(np.median(t)) for b, t in seconds.items()},
+                               "load_average_before": before, "load_average": os.getloadavg()}
         for backbone in BACKBONES:
-            results["backbones"][backbone] = run_backbone(backbone, Path(work))
+            results["backbones"][backbone] = run_backbone(backbone, folders[backbone])
     write_json("people_att", results)
     write_section("people_att", markdown(results))
     print(markdown(results))
@@ -288,6 +327,19 @@ def markdown(results: dict) -> str:
              "backbone (merge threshold = its LFW same-person threshold + 0.1; ceiling and lone-pair floor from "
              "its LFW impostor reference; no floor here: 1 in 400 strangers' pairs score below the threshold).",
              "", markdown_table(rows)]
+    timing = results.get("indexing")
+    if timing:
+        median = timing["median"]
+        first, *others = list(median)
+        runs_each = len(timing["seconds"][first])
+        lines += ["", f"Indexing the 400 photos (`FaceIndex.update`: decode, detect, align, embed, store; models "
+                      f"loaded once and not timed; backbones alternating, median of {runs_each} runs each; load "
+                      f"average {timing['load_average_before'][0]:.2f} before the run, "
+                      f"{timing['load_average'][0]:.2f} at its end, on {os.cpu_count()} cores): "
+                      + "; ".join(f"{b} {median[b]:.1f} s ({', '.join(f'{t:.1f}' for t in timing['seconds'][b])})"
+                                  for b in median)
+                      + "; " + "; ".join(f"{b} takes {median[b] / median[first]:.2f}x {first}'s time"
+                                         for b in others) + "."]
     pieces = [row for r in runs for row in _pieces_rows(r)]
     if pieces:
         a = runs[0]["lfw_a"]

@@ -244,6 +244,13 @@ def _people_att(r) -> tuple[str, str]:
         split = ", ".join(s["person"] for s in run["splits"])
         cells.append(f"{backbone}: {d['n_clusters']} clusters, BCubed F {d['bcubed_f']:.4f} at precision "
                      f"{d['bcubed_precision']:.4f}" + (f" ({split} split)" if split else ""))
+    timing = r.get("indexing")
+    if timing:
+        median = timing["median"]
+        first, *others = list(median)
+        cells += [f"indexing the 400 photos: {b} {median[b]:.1f} s vs {first} {median[first]:.1f} s "
+                  f"({median[b] / median[first]:.2f}x; median of {len(timing['seconds'][b])} alternating runs)"
+                  for b in others]
     return ("AT&T indexed with default face settings then clustered with the library's defaults, 400 photos of 40 "
             "people (bench_people_att.py)", "; ".join(cells))
 
