@@ -2,10 +2,11 @@
 face_recognition's encodings clustered by dlib's ``chinese_whispers_clustering``.
 
 embedkit, average-link and HDBSCAN cluster the same embeddings in the same run:
-pretrained facenet (or ``--backbone facenet+sface``), YuNet detection and alignment, the main face of each photo
-(the most central of the faces at least half as large as the largest; the rule
-``index --labels`` uses). Embeddings come from ``benchmarks/lfw_cache.py``'s
-cache (filled first if needed: all 13,233 photos take many CPU minutes, once).
+pretrained facenet (or ``--backbone facenet+sface``), YuNet detection and
+alignment, the main face of each photo (the most central of the faces at least
+half as large as the largest; the rule ``index --labels`` uses). Embeddings come
+from ``benchmarks/lfw_cache.py``'s cache (filled first if needed: all 13,233
+photos take many CPU minutes, once).
 
 The dlib baseline follows face_recognition's documented recipe
 (``face_locations``: HOG detector, upsampled once; ``face_encodings``) on the
@@ -538,10 +539,11 @@ def cv_markdown(cv: dict) -> list[str]:
 
 def markdown(results: dict) -> str:
     tune_set = results.get("tune_set")
+    backbone = results.get("backbone", "facenet")
+    command = "python benchmarks/bench_people.py" + ("" if backbone == "facenet" else f" --backbone {backbone}")
     lines = [
-        "Face clustering on LFW (`python benchmarks/bench_people.py`): embedkit, scikit-learn's average-link "
-        f"and HDBSCAN cluster the same embeddings (pretrained {results.get('backbone', 'facenet')}, YuNet + "
-        "alignment, the main face of each "
+        f"Face clustering on LFW (`{command}`): embedkit, scikit-learn's average-link "
+        f"and HDBSCAN cluster the same embeddings (pretrained {backbone}, YuNet + alignment, the main face of each "
         "photo: the most central of the faces at least half as large as the largest); face_recognition + dlib "
         "`chinese_whispers_clustering` clusters face_recognition's own encodings (its documented recipe: "
         "`face_locations` with the HOG detector, then `face_encodings`; the main face by the same rule on "
@@ -576,7 +578,7 @@ def markdown(results: dict) -> str:
                   "AT&T, so its (a) row is not an identity-disjoint result; the 'tuned on 2-4' rows are. Every "
                   "embedkit row, default, tuned and cross-validated alike, runs as `embedkit cluster` does: the "
                   "relative condition's ceiling (the score 1 in 10,000 pairs of strangers reach in "
-                  f"{results.get('backbone', 'facenet')}'s LFW impostor reference) and the lone-pair floor (two "
+                  f"{backbone}'s LFW impostor reference) and the lone-pair floor (two "
                   "lone faces need the score 1 in N pairs of strangers reach, N the faces clustered; groups of "
                   "m and n faces need threshold + (floor - threshold) / sqrt(mn)). The floor rule's shape was "
                   "chosen on the tune set (2-4 photos), among: lone pairs only, 1/(mn), 1/sqrt(mn)."]
