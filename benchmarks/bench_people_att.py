@@ -116,7 +116,7 @@ def scores(truth, labels) -> dict:
 
 def kept_apart_by(sim: float, sizes, tight, setting: dict) -> str:
     """Which of the library's conditions two pieces fail (see ``embedkit.people.cluster.agglomerate``)."""
-    from embedkit.people.cluster import pair_floor_needs
+    from embedkit.people.cluster import pair_floor_needs, relative_needs
 
     if sim < setting["threshold"]:
         return "below the merge threshold"
@@ -126,13 +126,15 @@ def kept_apart_by(sim: float, sizes, tight, setting: dict) -> str:
         return "lone-pair floor"
     ceiling = setting["ceiling"]
     if min(sizes) >= setting["relative_min"] and (ceiling is None or sim < ceiling):
-        if sim < setting["relative"] * float(np.sqrt(tight[0] * tight[1])):
+        if sim < relative_needs(setting["relative"], *tight):
             return "relative condition"
     return "other (cannot-link)"
 
 
 def splits(vectors, truth, labels, paths, setting: dict) -> list[dict]:
     """Each person found in more than one cluster: the pieces and what kept them apart."""
+    from embedkit.people.cluster import relative_needs
+
     out = []
     for person in sorted(set(truth.tolist()), key=lambda p: int(p[1:]) if p[1:].isdigit() else p):
         mask = truth == person
@@ -149,7 +151,7 @@ def splits(vectors, truth, labels, paths, setting: dict) -> list[dict]:
                 sizes = (len(parts[i]), len(parts[j]))
                 pairs.append({"pieces": [i, j], "sizes": list(sizes), "similarity": round(sim, 4),
                               "within": [round(t, 4) for t in tight],
-                              "relative_needs": round(setting["relative"] * float(np.sqrt(tight[0] * tight[1])), 4),
+                              "relative_needs": round(relative_needs(setting["relative"], *tight), 4),
                               "kept_apart_by": kept_apart_by(sim, sizes, tight, setting)})
         out.append({"person": person, "sizes": [len(p) for p in parts], "files": files, "pairs": pairs})
     return out
@@ -237,18 +239,20 @@ def run_backbone(backbone: str, folder: Path) -> dict:
     truth = np.array([faces[int(f)]["label"] for f in ids])
     paths = np.array([faces[int(f)]["paths"][0] for f in ids])
     labels = np.array([owners[int(f)]["person_id"] if int(f) in owners else -int(f) for f in ids])
-    setting = library_setting(backbone, len(ids))
+    att_settings = {share: library_setting(backbone, len(ids), share) for share in SHARES}
+    att_labels = {share: cluster_at(vectors, att_settings[share]) for share in SHARES}
+    setting = att_settings[SHARES[0]]  # the library's
     # The benchmark's own clustering must be the library's, or its sweep and its reasons say nothing about it.
-    assert scores(truth, cluster_at(vectors, setting)) == scores(truth, labels), "library and benchmark disagree"
+    assert scores(truth, att_labels[SHARES[0]]) == scores(truth, labels), "library and benchmark disagree"
     assert abs(setting["threshold"] - report.threshold) < 1e-3, (setting, report)
     out = {"backbone": backbone, "model_id": model_id, "n_photos": int(len(ids)),
            "n_people": int(len(set(truth.tolist()))), "setting": setting, "default": scores(truth, labels),
            "splits": splits(vectors, truth, labels, paths, setting), "merged": merged(truth, labels)}
     print(backbone, out["default"], flush=True)
     lfw_vectors, lfw_truth = lfw_set_a(backbone)
-    lfw_setting = library_setting(backbone, len(lfw_vectors))
-    candidates = cluster_pairs(lfw_vectors, lfw_truth, cluster_at(lfw_vectors, lfw_setting),
-                               lfw_setting["relative_min"])
+    lfw_labels = {share: cluster_at(lfw_vectors, library_setting(backbone, len(lfw_vectors), share))
+                  for share in SHARES}
+    candidates = cluster_pairs(lfw_vectors, lfw_truth, lfw_labels[SHARES[0]], setting["relative_min"])
     out["lfw_pairs_compared"] = len(candidates)
     for split in out["splits"]:
         for pair in split["pairs"]:
@@ -256,14 +260,10 @@ def run_backbone(backbone: str, folder: Path) -> dict:
             pair["dominated_by"] = len(found)
             pair["dominating"] = [{**c, "similarity": round(c["similarity"], 4),
                                    "within": [round(w, 4) for w in c["within"]]} for c in found[:DOMINATING_SHOWN]]
-    out["sweep"] = []
-    for share in SHARES:
-        att_setting = library_setting(backbone, len(ids), share)
-        a_setting = library_setting(backbone, len(lfw_vectors), share)
-        row = {"share": share, "ceiling": round(att_setting["ceiling"], 4),
-               "att": scores(truth, cluster_at(vectors, att_setting)),
-               "lfw_a": scores(lfw_truth, cluster_at(lfw_vectors, a_setting))}
-        out["sweep"].append(row)
+    out["sweep"] = [{"share": share, "ceiling": round(att_settings[share]["ceiling"], 4),
+                     "att": scores(truth, att_labels[share]), "lfw_a": scores(lfw_truth, lfw_labels[share])}
+                    for share in SHARES]
+    for row in out["sweep"]:
         print(backbone, row, flush=True)
     out["lfw_a"] = {"n_photos": int(len(lfw_vectors)), "n_people": int(len(set(lfw_truth.tolist())))}
     return out

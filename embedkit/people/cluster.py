@@ -191,7 +191,7 @@ def _best_partners(means: np.ndarray, ids: np.ndarray, frozen: np.ndarray, rows:
                     continue
                 if within is not None and (ceiling is None or sim < ceiling):
                     tight = [w for w in (within[row], within[other]) if w == w]
-                    if len(tight) == 2 and sim < relative * float(np.exp(np.mean(np.log(np.maximum(tight, 1e-6))))):
+                    if len(tight) == 2 and sim < relative_needs(relative, *tight):
                         continue
                 best[pos] = ids[other]
                 break
@@ -199,6 +199,12 @@ def _best_partners(means: np.ndarray, ids: np.ndarray, frozen: np.ndarray, rows:
             if best[pos] < 0 and not waiting and (row_sims[-1] < threshold or k >= index.ntotal):
                 dead[pos] = True
     return best, dead
+
+
+def relative_needs(relative: float, within_a: float, within_b: float) -> float:
+    """What the relative condition asks of two groups with these within-group similarities:
+    ``relative`` times their geometric mean."""
+    return relative * float(np.exp(np.mean(np.log(np.maximum([within_a, within_b], 1e-6)))))
 
 
 def pair_floor_needs(threshold: float, pair_floor: float, n_pairs: float) -> float:
