@@ -56,6 +56,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.bench_peers import DEFAULT_VENV  # noqa: E402
 from benchmarks.lfw_cache import FACES, fill, load_cache  # noqa: E402
 from benchmarks.results import markdown_table, write_json, write_section  # noqa: E402
 
@@ -64,6 +65,7 @@ BACKBONES = ("facenet", "facenet+sface")
 # Shares of strangers' pairs at or above the relative condition's ceiling: the library's, then lower ceilings.
 SHARES = (1e-4, 3e-4, 5e-4, 1e-3)
 DOMINATING_SHOWN = 8
+PEER = "face_recognition"  # the peer timed on the same photos (bench_peers' dlib worker)
 
 
 def att_pipeline(backbone: str):
@@ -86,17 +88,27 @@ def att_index(folder: Path, pipeline, source: dict) -> float:
         return time.perf_counter() - started
 
 
-def index_times(work: Path, repeats: int) -> tuple[dict, dict]:
+def index_times(work: Path, repeats: int, venv: Path | None) -> tuple[dict, dict]:
     """Each backbone's AT&T index (the last one made) and its indexing seconds, backbones alternating
-    ``repeats`` times with their pipelines loaded once (model loading is not timed)."""
+    ``repeats`` times with their pipelines loaded once (model loading is not timed); with ``venv`` (the
+    peers' virtualenv), face_recognition's own embed loop over the same photos takes its turn in each
+    round (``bench_peers``' worker: models loaded before timing)."""
+    from benchmarks.bench_peers import peer_embeddings
+
     pipelines = {backbone: att_pipeline(backbone) for backbone in BACKBONES}
     seconds: dict = {backbone: [] for backbone in BACKBONES}
+    photos = sorted(str(p) for p in ATT.glob("*/*") if p.is_file())
+    if venv is not None:
+        seconds[PEER] = []
     folders = {}
     for k in range(repeats):
         for backbone in BACKBONES:
             folders[backbone] = work / f"{backbone.replace('+', '-')}-{k}"
             seconds[backbone].append(round(att_index(folders[backbone], *pipelines[backbone]), 2))
             print(f"{backbone}: indexed in {seconds[backbone][-1]} s", flush=True)
+        if venv is not None:
+            seconds[PEER].append(round(peer_embeddings(venv, "dlib", photos, work)[2], 2))
+            print(f"{PEER}: embedded in {seconds[PEER][-1]} s", flush=True)
     return folders, seconds
 
 
@@ -273,12 +285,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3,
                         help="Index AT&T this many times per backbone, alternating (timing: the median).")
+    parser.add_argument("--venv", type=Path, default=DEFAULT_VENV,
+                        help="The peers' virtualenv (bench_peers.py --setup): face_recognition is timed too.")
     args = parser.parse_args(argv)
+    venv = args.venv if (args.venv / "bin" / "python").exists() else None
     results = {"command": " ".join(["python benchmarks/bench_people_att.py", *(argv or sys.argv[1:])]),
                "backbones": {}}
     with tempfile.TemporaryDirectory(prefix="bench-people-att-") as work:
         before = os.getloadavg()
-        folders, seconds = index_times(Path(work), args.repeats)
+        folders, seconds = index_times(Path(work), args.repeats, venv)
         results["indexing"] = {"seconds": seconds, "median": {b: float(np.median(t)) for b, t in seconds.items()},
                                "load_average_before": before, "load_average": os.getloadavg()}
         for backbone in BACKBONES:
@@ -330,16 +345,19 @@ def markdown(results: dict) -> str:
     timing = results.get("indexing")
     if timing:
         median = timing["median"]
-        first, *others = list(median)
-        runs_each = len(timing["seconds"][first])
-        lines += ["", f"Indexing the 400 photos (`FaceIndex.update`: decode, detect, align, embed, store; models "
-                      f"loaded once and not timed; backbones alternating, median of {runs_each} runs each; load "
-                      f"average {timing['load_average_before'][0]:.2f} before the run, "
-                      f"{timing['load_average'][0]:.2f} at its end, on {os.cpu_count()} cores): "
+        runs_each = len(timing["seconds"][BACKBONES[0]])
+        ratios = [f"{b} takes {median[b] / median[BACKBONES[0]]:.2f}x {BACKBONES[0]}'s time" for b in BACKBONES[1:]]
+        if PEER in median:
+            ratios += [f"{b} runs at {median[PEER] / median[b]:.2f}x {PEER}'s speed" for b in BACKBONES]
+        lines += ["", f"Indexing the 400 photos (embedkit: `FaceIndex.update`, i.e. decode, detect, align, embed, "
+                      f"store; {PEER}: its own loop of `load_image_file`, `face_locations` (HOG) and "
+                      f"`face_encodings`, in the peers' virtualenv; models loaded once and not timed; the tools "
+                      f"alternating, median of {runs_each} runs each; load average "
+                      f"{timing['load_average_before'][0]:.2f} before the run, {timing['load_average'][0]:.2f} at "
+                      f"its end, on {os.cpu_count()} cores): "
                       + "; ".join(f"{b} {median[b]:.1f} s ({', '.join(f'{t:.1f}' for t in timing['seconds'][b])})"
                                   for b in median)
-                      + "; " + "; ".join(f"{b} takes {median[b] / median[first]:.2f}x {first}'s time"
-                                         for b in others) + "."]
+                      + "; " + "; ".join(ratios) + "."]
     pieces = [row for r in runs for row in _pieces_rows(r)]
     if pieces:
         a = runs[0]["lfw_a"]
